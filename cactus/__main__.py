@@ -1,0 +1,5 @@
+import sys
+
+from cactus.cli import main
+
+sys.exit(main())
