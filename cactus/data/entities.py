@@ -102,7 +102,7 @@ def _iter_csv(path: Path):
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"invalid UTF-8 at byte {exc.start} of the file; save the file as UTF-8",
+        raise DataError(f"invalid UTF-8 at byte {exc.start + 1} of the file; save the file as UTF-8",
                         path=path, line=line) from None
     reader = csv.DictReader(io.StringIO(content, newline=""))
     columns = [c.strip() for c in (reader.fieldnames or [])]

@@ -30,7 +30,7 @@ def iter_text_lines(path: str | Path) -> Iterator[tuple[int, str | DataError]]:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 yield number, DataError(
-                    f"invalid UTF-8 at byte {exc.start} of the line ({raw[exc.start:exc.start + 1]!r}); "
+                    f"invalid UTF-8 at byte {exc.start + 1} of the line ({raw[exc.start:exc.start + 1]!r}); "
                     "save the file as UTF-8",
                     path=path,
                     line=number,
