@@ -73,7 +73,7 @@ def test_augmented_triplet_equals_loop(seed):
 
 def test_neutral_similarity_is_learnable_and_starts_at_zero():
     loss = AugmentedTripletLoss()
-    assert float(loss.neutral) == 0.0 and loss.neutral.requires_grad
+    assert loss.neutral.item() == 0.0 and loss.neutral.requires_grad
     sim, labels = random_batch(3)
     loss(sim, *pair_targets(labels)).backward()
     assert loss.neutral.grad is not None and sim.grad is not None
@@ -157,7 +157,7 @@ def test_figure3_triplet_zero_augmented_positive():
     sim, labels = figure3_batch()
     mask, same = pair_targets(labels)
     assert TripletLoss()(sim, mask, same).item() == pytest.approx(0.0)
-    assert float(AugmentedTripletLoss()(sim, mask, same)) > 0.0
+    assert AugmentedTripletLoss()(sim, mask, same).item() > 0.0
     assert sim[0, 2, 4] > sim[0, 0, 1]  # the case's premise: an inter-cluster pair above an intra-cluster one
 
 
