@@ -19,6 +19,10 @@ COMMANDS = (
     "make_sets",
     "baseline",
     "evaluate",
+    "pretrain",
+    "train",
+    "predict",
+    "report",
 )
 
 

@@ -1,0 +1,84 @@
+"""``cactus train``: fine-tune a set encoder on a labelled dataset folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cactus.errors import CactusError
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options shared by ``train`` and ``pretrain``."""
+    from cactus.encoders.config import MODES
+    from cactus.losses import LOSSES
+
+    parser.add_argument("--backbone", default="minilm",
+                        help="'minilm' (packaged all-MiniLM-L6-v2, default) or a local Hugging Face BERT/T5 folder")
+    parser.add_argument("--mode", choices=MODES, default="sia",
+                        help="inter-entity attention (default sia: scalable inter-entity attention)")
+    parser.add_argument("--loss", choices=tuple(LOSSES), default="aug_triplet",
+                        help="training loss (default aug_triplet: triplet loss plus neutral similarity)")
+    parser.add_argument("--batch-size", type=int, default=4, help="sets per optimizer step (default 4)")
+    parser.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random generator (default 0)")
+    parser.add_argument("--max-tokens", type=int, default=32, help="tokens kept per entity (default 32)")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when a GPU is visible)")
+    parser.add_argument("--force", action="store_true", help="overwrite a model or an interrupted run in --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="fine-tune a set encoder on labelled sets (keeps the best epoch, scores the test split)",
+        description="Fine-tune a set encoder with AdamW on DATASET_DIR/train.jsonl; after every epoch sweep the "
+        "clustering threshold on val.jsonl (by NMI+AMI+RI+ARI) and keep the best epoch in --out; finally score "
+        "test.jsonl. An interrupted run resumes from its last epoch when started again with the same --out. "
+        "Runs data-parallel under torchrun.",
+    )
+    parser.add_argument("dataset", type=Path, help="dataset folder with train.jsonl, val.jsonl, test.jsonl")
+    parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    parser.add_argument("--limit-train", type=int, help="use only the first N training sets")
+    parser.add_argument("--init", help="model folder to start from (e.g. written by `cactus pretrain`)")
+    parser.add_argument("--pretrain-steps", type=int, default=0,
+                        help="first pretrain this many steps on self-supervised sets from the training entities "
+                        "(into OUT/pretrained), then fine-tune from there")
+    add_model_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cactus.cli.progress import ProgressBar
+    from cactus.data import read_dataset
+    from cactus.train import PretrainConfig, TrainConfig, entity_texts, pretrain, train
+
+    init = args.init
+    bar = ProgressBar(disable=args.quiet)
+    try:
+        if args.pretrain_steps:
+            if init:
+                raise CactusError("--init and --pretrain-steps exclude each other: pretraining starts from --backbone")
+            texts = entity_texts(read_dataset(args.dataset, ("train",)).train)
+            pretrained = args.out / "pretrained"
+            pretrain(texts, pretrained, _config(PretrainConfig, args, steps=args.pretrain_steps), callback=bar,
+                     force=args.force, source=str(args.dataset / "train.jsonl"))
+            init = str(pretrained)
+        result = train(args.dataset, args.out,
+                       _config(TrainConfig, args, epochs=args.epochs, limit_train=args.limit_train, init=init),
+                       callback=bar, force=args.force)
+    finally:
+        bar.close()
+    card = result.card
+    print(f"saved {result.model_dir} (best epoch {card.epoch}, threshold {card.threshold:+.1f})")
+    print("test: " + ", ".join(f"{k} {v:.3f}" for k, v in card.test.items() if k != "sets"))
+    return 0
+
+
+def _config(cls, args: argparse.Namespace, **extra):
+    from cactus.train import config_from_dict
+
+    values = {"backbone": args.backbone, "mode": args.mode, "loss": args.loss, "batch_size": args.batch_size,
+              "lr": args.lr, "seed": args.seed, "max_tokens": args.max_tokens, "device": args.device, **extra}
+    return config_from_dict(cls, values)

@@ -1,0 +1,89 @@
+"""A trained clustering model: a set encoder, its card and its threshold, ready to predict clusterings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cactus.checkpoint import ModelCard, backbone_dir, read_card
+from cactus.cluster import MergeTree, check_threshold
+from cactus.data.sets import EntitySet
+
+
+def resolve_device(device: str | None = None) -> str:
+    """``device`` as given, else ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    import torch
+
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def set_similarities(encoder, sets: Sequence[Sequence[str]], *, mode: str | None = None, batch_size: int = 16,
+                     device: str | None = None, progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
+    """Cosine similarity matrices (N, N) of each set's entities under ``encoder`` (eval mode, no gradient)."""
+    out: list[np.ndarray] = []
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        for start in range(0, len(sets), batch_size):
+            chunk = [list(s) for s in sets[start:start + batch_size]]
+            for emb in encoder.embed(chunk, batch_size=batch_size, mode=mode, device=device):
+                sim = emb @ emb.T  # (N, D) @ (D, N) -> (N, N)
+                out.append(np.clip(sim, -1.0, 1.0).astype(np.float64))
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        encoder.train(was_training)
+    return out
+
+
+class ClusteringModel:
+    """A model folder loaded for inference.
+
+    Example:
+        >>> model = ClusteringModel.load("runs/toys-sia")  # doctest: +SKIP
+        >>> [s.clusters for s in model.predict(sets)]  # doctest: +SKIP
+    """
+
+    def __init__(self, encoder, card: ModelCard, *, device: str | None = None, path: Path | None = None) -> None:
+        self.encoder = encoder
+        self.card = card
+        self.path = path
+        self.device = resolve_device(device)
+        self.encoder.to(self.device).eval()
+
+    @classmethod
+    def load(cls, model_dir: str | Path, *, device: str | None = None) -> ClusteringModel:
+        from cactus.encoders import EncoderConfig, SetEncoder
+
+        card = read_card(model_dir)
+        config = EncoderConfig(backbone=str(backbone_dir(model_dir)), mode=card.mode, max_tokens=card.max_tokens)
+        return cls(SetEncoder(config), card, device=device, path=Path(model_dir))
+
+    @property
+    def threshold(self) -> float:
+        return self.card.threshold
+
+    def similarities(self, sets: Sequence[EntitySet | Sequence[str]], *, mode: str | None = None,
+                     batch_size: int = 16, progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
+        """(N, N) cosine similarities per set; ``mode`` overrides the trained attention (e.g. "nia")."""
+        texts = [s.texts if isinstance(s, EntitySet) else list(s) for s in sets]
+        return set_similarities(self.encoder, texts, mode=mode, batch_size=batch_size, device=self.device,
+                                progress=progress)
+
+    def predict(self, sets: Sequence[EntitySet], *, threshold: float | None = None, with_similarity: bool = False,
+                mode: str | None = None, batch_size: int = 16,
+                progress: Callable[[int], None] | None = None) -> list[EntitySet]:
+        """Each set clustered by average link at ``threshold`` (default: the card's)."""
+        threshold = check_threshold(self.card.threshold if threshold is None else threshold)
+        sims = self.similarities(sets, mode=mode, batch_size=batch_size, progress=progress)
+        out = []
+        for entity_set, sim in zip(sets, sims, strict=True):
+            predicted = entity_set.with_labels(MergeTree(sim).cut(threshold))
+            if with_similarity:
+                predicted.similarity = np.round(sim, 5).tolist()
+            out.append(predicted)
+        return out

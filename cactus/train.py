@@ -1,0 +1,558 @@
+"""Training set encoders for clustering: supervised fine-tuning and self-supervised pretraining.
+
+``train(dataset_dir, out_dir, TrainConfig(...))`` fine-tunes on labelled sets with AdamW, validates after every
+epoch with the threshold sweep (NMI + AMI + RI + ARI) and keeps the best epoch's weights in ``out_dir``
+(see :mod:`cactus.checkpoint`), then scores the test split. ``pretrain(texts, out_dir, PretrainConfig(...))``
+trains on self-supervised sets (:mod:`cactus.selfsup`); ``TrainConfig(init=...)`` starts from its folder.
+
+Both report through a callback receiving :class:`Progress` (the CLI draws a progress bar with it, the job
+worker stores it), resume from ``out_dir/training_state`` after an interruption, and run data-parallel when
+launched with ``torchrun`` (see :mod:`cactus.distributed`).
+
+Shapes: B sets per batch, N entities (padded to the largest set of the batch), D hidden size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from cactus.checkpoint import (
+    BACKBONE_DIR,
+    CARD_FILE,
+    CheckpointError,
+    ModelCard,
+    backbone_dir,
+    now_iso,
+    read_card,
+    save_backbone,
+    software_versions,
+    write_card,
+)
+from cactus.cluster import MergeTree, sweep_thresholds
+from cactus.data.sets import SPLITS, EntitySet, read_dataset
+from cactus.distributed import DistContext, init_distributed, shutdown_distributed
+from cactus.errors import CactusError
+from cactus.losses import LOSSES, build_loss, pair_targets
+from cactus.metrics import average_scores, clustering_scores, selection_score
+from cactus.model import resolve_device, set_similarities
+from cactus.selfsup import self_supervised_sets
+from cactus.training_state import clear_training_state, load_training_state, read_progress, save_training_state
+
+
+class TrainingError(CactusError):
+    """Training cannot start or go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Fine-tuning options (the CLI flags of ``cactus train``)."""
+
+    backbone: str = "minilm"  # "minilm" or a local HF BERT/T5 folder
+    mode: str = "sia"  # inter-entity attention: nia, sia, sia_first, sia_qkey, fia
+    loss: str = "aug_triplet"  # aug_triplet, triplet, structural, bce
+    epochs: int = 10
+    batch_size: int = 4  # sets per optimizer step (per process under torchrun)
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0  # max global gradient norm
+    seed: int = 0
+    max_tokens: int = 32  # per-entity truncation
+    limit_train: int | None = None  # use only the first N training sets
+    init: str | None = None  # a model folder (e.g. from pretraining) to start from
+    device: str | None = None  # "cpu", "cuda", "cuda:1"; default: cuda when visible
+    eval_batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        from cactus.encoders import check_mode
+
+        check_mode(self.mode)
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss '{self.loss}'; choose one of {', '.join(LOSSES)}")
+        for name in ("epochs", "batch_size", "eval_batch_size", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.limit_train is not None and self.limit_train < 1:
+            raise ValueError(f"limit_train must be at least 1, got {self.limit_train}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Self-supervised pretraining options (``cactus pretrain``)."""
+
+    backbone: str = "minilm"
+    mode: str = "sia"
+    loss: str = "aug_triplet"
+    steps: int = 1000
+    batch_size: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    max_tokens: int = 32
+    device: str | None = None
+    eval_batch_size: int = 16
+    save_every: int = 100  # steps between resumable states
+    threshold_sets: int = 64  # held-out synthetic sets that choose the checkpoint's threshold
+
+    def __post_init__(self) -> None:
+        from cactus.encoders import check_mode
+
+        check_mode(self.mode)
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss '{self.loss}'; choose one of {', '.join(LOSSES)}")
+        for name in ("steps", "batch_size", "eval_batch_size", "max_tokens", "save_every", "threshold_sets"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass
+class Progress:
+    """One report from a training run, for progress bars, logs and the job store."""
+
+    phase: str  # "pretrain", "train", "validate", "test", "done"
+    step: int  # optimizer steps done in this phase
+    steps: int  # optimizer steps planned in this phase
+    epoch: int = 0  # 1-based epoch in progress (0 for pretraining)
+    epochs: int = 0
+    loss: float | None = None  # running mean of the epoch's (or the last 50 steps') loss
+    metrics: dict[str, float] | None = None  # validation scores after an epoch; test scores when done
+    eta_s: float | None = None  # seconds left, estimated
+    sets_per_s: float | None = None  # training throughput over all processes
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.steps) if self.steps else 0.0
+
+
+Callback = Callable[[Progress], None]
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    card: ModelCard
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SetTrainingModule(nn.Module):
+    """The encoder and the loss as one module (the loss may own parameters, e.g. s_neu), for DDP and saving."""
+
+    def __init__(self, encoder: nn.Module, loss: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.loss = loss
+
+    def forward(self, batch: Any, labels: Tensor) -> Tensor:
+        embeddings, _ = self.encoder(batch)  # (B, N, D), L2-normalised
+        embeddings = embeddings.float()
+        similarity = embeddings @ embeddings.transpose(1, 2)  # (B, N, N) cosine similarities
+        mask, same = pair_targets(labels)
+        return self.loss(similarity, mask, same)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def padded_labels(sets: Sequence[EntitySet]) -> Tensor:
+    """Cluster ids of each set's entities, padded with -1: (B, N)."""
+    width = max(len(s) for s in sets)
+    labels = torch.full((len(sets), width), -1, dtype=torch.long)
+    for b, entity_set in enumerate(sets):
+        labels[b, : len(entity_set)] = torch.as_tensor(entity_set.labels())
+    return labels
+
+
+def dataset_fingerprint(dataset_dir: Path, splits: Sequence[str] = SPLITS) -> str:
+    """SHA-256 over the split files' bytes: names the exact data a model was trained on."""
+    digest = hashlib.sha256()
+    for split in splits:
+        digest.update(split.encode())
+        digest.update((dataset_dir / f"{split}.jsonl").read_bytes())
+    return digest.hexdigest()
+
+
+def autocast_for(device: str):
+    """bf16 autocast on CUDA; a no-op context on CPU (fp32)."""
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def build_encoder(backbone: str, mode: str, max_tokens: int, init: str | None):
+    """A SetEncoder on ``backbone``, or on the weights of the model folder ``init`` when given."""
+    from cactus.encoders import EncoderConfig, SetEncoder
+
+    if init is not None:
+        read_card(init)  # refuses a folder that is not a model
+        backbone = str(backbone_dir(init))
+    return SetEncoder(EncoderConfig(backbone=backbone, mode=mode, max_tokens=max_tokens))
+
+
+def init_neutral(loss: nn.Module, init: str | None) -> None:
+    """Start s_neu from the ``init`` model's value when both have one."""
+    if init is None or not hasattr(loss, "neutral"):
+        return
+    card = read_card(init)
+    if card.s_neu is not None:
+        with torch.no_grad():
+            loss.neutral.fill_(card.s_neu)
+
+
+def optimizer_for(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW; biases, LayerNorm weights and the scalar s_neu get no weight decay."""
+    decay, no_decay = [], []
+    for name, param in module.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+
+
+def train_step(module: nn.Module, encoder, sets: Sequence[EntitySet], optimizer: torch.optim.Optimizer,
+               device: str, grad_clip: float) -> float:
+    """One optimizer step on a batch of labelled sets; returns the loss."""
+    batch = encoder.tokenize([s.texts for s in sets]).to(device)
+    labels = padded_labels(sets).to(device)
+    with autocast_for(device):
+        loss = module(batch, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+    optimizer.step()
+    return float(loss.detach())
+
+
+def epoch_batches(sets: Sequence[EntitySet], batch_size: int, seed: int, epoch: int, context: DistContext
+                  ) -> list[list[EntitySet]]:
+    """This process's batches of one epoch: a seeded shuffle, cut into batches, dealt round-robin to ranks.
+
+    Under data parallelism every rank must take the same number of steps, so the last batches that do not
+    fill a round of ``world_size`` are left out of that epoch (the shuffle changes every epoch).
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(len(sets))
+    batches = [[sets[i] for i in order[start:start + batch_size]] for start in range(0, len(order), batch_size)]
+    if context.enabled:
+        usable = len(batches) - len(batches) % context.world_size
+        batches = batches[context.rank:usable:context.world_size]
+    return batches
+
+
+def validate(encoder, sets: Sequence[EntitySet], device: str, batch_size: int) -> tuple[float, dict[str, float]]:
+    """Sweep thresholds on ``sets``; returns the best threshold and its averaged scores."""
+    sims = set_similarities(encoder, [s.texts for s in sets], batch_size=batch_size, device=device)
+    sweep = sweep_thresholds(sims, [s.labels() for s in sets])
+    return sweep.best_threshold, sweep.best_scores
+
+
+def score_at(encoder, sets: Sequence[EntitySet], threshold: float, device: str, batch_size: int
+             ) -> dict[str, float]:
+    sims = set_similarities(encoder, [s.texts for s in sets], batch_size=batch_size, device=device)
+    return average_scores(clustering_scores(s.labels(), MergeTree(m).cut(threshold))
+                          for s, m in zip(sets, sims, strict=True))
+
+
+def check_out_dir(out_dir: Path, config_dict: dict[str, Any], *, force: bool) -> dict[str, Any] | None:
+    """The progress to resume from, after checking ``out_dir`` may be written; None for a fresh start."""
+    progress = read_progress(out_dir)
+    if progress is not None:
+        saved = progress.get("config", {})
+        differing = sorted(k for k in config_dict if k not in ("epochs", "device") and saved.get(k) != config_dict[k])
+        if differing and not force:
+            raise TrainingError(
+                f"{out_dir} holds an interrupted run with other settings ({', '.join(differing)}); "
+                "resume it with the same settings, choose another --out, or pass --force to start over"
+            )
+        if not differing:
+            return progress
+    elif (out_dir / CARD_FILE).exists() and not force:
+        raise TrainingError(f"{out_dir} already holds a trained model; choose another --out or pass --force "
+                            "to overwrite it")
+    if force:
+        for name in (CARD_FILE, BACKBONE_DIR):
+            path = out_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        clear_training_state(out_dir)
+    return None
+
+
+class _Timer:
+    """Running loss and throughput for progress reports."""
+
+    def __init__(self, window: int = 50) -> None:
+        self.losses: list[float] = []
+        self.window = window
+        self.started = time.perf_counter()
+        self.sets = 0
+
+    def add(self, loss: float, sets: int) -> None:
+        self.losses.append(loss)
+        self.sets += sets
+
+    @property
+    def mean_loss(self) -> float | None:
+        return float(np.mean(self.losses[-self.window:])) if self.losses else None
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def sets_per_s(self, world_size: int) -> float | None:
+        return self.sets * world_size / self.elapsed if self.elapsed > 0 and self.sets else None
+
+
+def train(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None, *,
+          callback: Callback | None = None, force: bool = False) -> TrainResult:
+    """Fine-tune a set encoder on a labelled dataset folder and save the best epoch to ``out_dir``.
+
+    Args:
+        dataset_dir: folder with train.jsonl, val.jsonl and test.jsonl (all labelled).
+        out_dir: model folder to write; an interrupted run there is resumed.
+        config: training options.
+        callback: receives :class:`Progress` after every step and epoch (main process only).
+        force: overwrite a finished model or an interrupted run with other settings.
+
+    Returns:
+        The model folder, its card (validation and test scores, threshold) and the per-epoch history.
+    """
+    config = config or TrainConfig()
+    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
+    dataset = read_dataset(dataset_dir)
+    train_sets = dataset.train[: config.limit_train] if config.limit_train else dataset.train
+    device = resolve_device(config.device)
+    context = init_distributed(device)
+    if context.enabled and device.startswith("cuda"):
+        device = f"cuda:{context.local_rank}"
+    report = callback if (callback is not None and context.is_main) else (lambda progress: None)
+    config_dict = asdict(config)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        resume = check_out_dir(out_dir, config_dict, force=force) if context.is_main else read_progress(out_dir)
+        context.barrier()
+        seed_everything(config.seed)
+        encoder = build_encoder(config.backbone, config.mode, config.max_tokens, config.init)
+        loss = build_loss(config.loss)
+        init_neutral(loss, config.init)
+        module = SetTrainingModule(encoder, loss).to(device)
+        optimizer = optimizer_for(module, config.lr, config.weight_decay)
+        state = {"epoch": 0, "best_score": -math.inf, "best_epoch": None, "history": [], "config": config_dict}
+        if resume is not None:
+            state.update(load_training_state(out_dir, module, optimizer))
+            state["config"] = config_dict
+            report(Progress("train", 0, 0, state["epoch"], config.epochs,
+                            message=f"resuming after epoch {state['epoch']} of {config.epochs}"))
+        trained = nn.parallel.DistributedDataParallel(module) if context.enabled else module
+        fingerprint = dataset_fingerprint(dataset_dir)
+        steps_per_epoch = len(epoch_batches(train_sets, config.batch_size, config.seed, 0, context))
+        total_steps = steps_per_epoch * config.epochs
+        for epoch in range(state["epoch"] + 1, config.epochs + 1):
+            module.train()
+            timer = _Timer(window=10**9)
+            for step, sets in enumerate(epoch_batches(train_sets, config.batch_size, config.seed, epoch, context), 1):
+                timer.add(train_step(trained, encoder, sets, optimizer, device, config.grad_clip), len(sets))
+                done = (epoch - 1) * steps_per_epoch + step
+                seconds_per_step = timer.elapsed / step
+                report(Progress("train", done, total_steps, epoch, config.epochs, loss=timer.mean_loss,
+                                eta_s=seconds_per_step * (total_steps - done),
+                                sets_per_s=timer.sets_per_s(context.world_size)))
+            epoch_seconds = timer.elapsed
+            row: dict[str, Any] = {"epoch": epoch, "loss": timer.mean_loss, "seconds": round(epoch_seconds, 2),
+                                   "sets_per_s": timer.sets_per_s(context.world_size)}
+            if context.is_main:
+                report(Progress("validate", epoch * steps_per_epoch, total_steps, epoch, config.epochs,
+                                loss=timer.mean_loss, message="validating"))
+                threshold, scores = validate(encoder, dataset.val, device, config.eval_batch_size)
+                row.update({"threshold": threshold, "validation": scores,
+                            "s_neu": loss.neutral.item() if hasattr(loss, "neutral") else None})
+                improved = selection_score(scores) > state["best_score"]
+                if improved:
+                    state["best_score"], state["best_epoch"] = selection_score(scores), epoch
+                    save_backbone(encoder, out_dir / BACKBONE_DIR)
+                    write_card(out_dir, _card(config, threshold, loss, scores, epoch, dataset_dir, fingerprint,
+                                              len(train_sets), len(dataset.val), len(dataset.test),
+                                              state["history"] + [row]))
+                state["history"].append(row)
+                state["epoch"] = epoch
+                save_training_state(out_dir, module, optimizer, state)
+                report(Progress("train", epoch * steps_per_epoch, total_steps, epoch, config.epochs,
+                                loss=timer.mean_loss, metrics=scores,
+                                eta_s=(epoch_seconds + 0.0) * (config.epochs - epoch),
+                                sets_per_s=row["sets_per_s"],
+                                message=f"epoch {epoch}/{config.epochs}: loss {timer.mean_loss:.4f}, "
+                                f"{row['sets_per_s']:.1f} sets/s, {epoch_seconds:.1f} s; validation "
+                                f"NMI+AMI+RI+ARI {selection_score(scores):.3f} at threshold {threshold:+.1f}"
+                                + (" (best so far)" if improved else "")))
+            context.barrier()
+        result = None
+        if context.is_main:
+            result = _finish(out_dir, dataset, device, config, report)
+        context.barrier()
+        return result if result is not None else TrainResult(out_dir, read_card(out_dir))
+    finally:
+        shutdown_distributed(context)
+
+
+def _card(config: TrainConfig | PretrainConfig, threshold: float, loss: nn.Module, scores: dict[str, float],
+          epoch: int | None, dataset_dir: Path | None, fingerprint: str | None, n_train: int, n_val: int,
+          n_test: int, history: list[dict[str, Any]], extra_data: dict[str, Any] | None = None) -> ModelCard:
+    data: dict[str, Any] = {"dataset": str(dataset_dir) if dataset_dir else None, "fingerprint": fingerprint,
+                            "train_sets": n_train, "val_sets": n_val, "test_sets": n_test,
+                            "init": getattr(config, "init", None)}
+    data.update(extra_data or {})
+    return ModelCard(
+        backbone=config.backbone if getattr(config, "init", None) is None else _init_backbone(config.init),
+        mode=config.mode, loss=config.loss, max_tokens=config.max_tokens, threshold=threshold,
+        s_neu=loss.neutral.item() if hasattr(loss, "neutral") else None,
+        validation={k: v for k, v in scores.items()}, epoch=epoch, training_data=data, seed=config.seed,
+        config=asdict(config), history=history, versions=software_versions(), created=now_iso(),
+    )
+
+
+def _init_backbone(init: str) -> str:
+    return read_card(init).backbone
+
+
+def _finish(out_dir: Path, dataset, device: str, config: TrainConfig, report: Callback) -> TrainResult:
+    """Reload the best epoch, score the test split at its threshold, complete the card, drop the resume state."""
+    from cactus.model import ClusteringModel
+
+    card = read_card(out_dir)
+    report(Progress("test", 1, 1, config.epochs, config.epochs, message="scoring the test split"))
+    model = ClusteringModel.load(out_dir, device=device)
+    card.test = score_at(model.encoder, dataset.test, card.threshold, device, config.eval_batch_size)
+    state = read_progress(out_dir) or {}
+    card.history = state.get("history", card.history)
+    write_card(out_dir, card)
+    clear_training_state(out_dir)
+    report(Progress("done", 1, 1, config.epochs, config.epochs, metrics=card.test,
+                    message=f"best epoch {card.epoch}, threshold {card.threshold:+.1f}; test "
+                    + ", ".join(f"{k} {v:.3f}" for k, v in card.test.items() if k != "sets")))
+    return TrainResult(out_dir, card, card.history)
+
+
+def entity_texts(sets: Iterable[EntitySet]) -> list[str]:
+    """All entity texts of some sets (the pool for self-supervised sets; labels are not used)."""
+    return [text for s in sets for text in s.texts]
+
+
+def pretrain(texts: Sequence[str], out_dir: str | Path, config: PretrainConfig | None = None, *,
+             callback: Callback | None = None, force: bool = False, source: str | None = None) -> TrainResult:
+    """Train on self-supervised sets built from ``texts`` for ``config.steps`` steps; save to ``out_dir``.
+
+    The checkpoint's threshold is chosen on ``config.threshold_sets`` synthetic sets from another seed.
+    """
+    config = config or PretrainConfig()
+    out_dir = Path(out_dir)
+    device = resolve_device(config.device)
+    context = init_distributed(device)
+    if context.enabled and device.startswith("cuda"):
+        device = f"cuda:{context.local_rank}"
+    report = callback if (callback is not None and context.is_main) else (lambda progress: None)
+    config_dict = asdict(config)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        resume = check_out_dir(out_dir, config_dict, force=force) if context.is_main else read_progress(out_dir)
+        context.barrier()
+        seed_everything(config.seed)
+        encoder = build_encoder(config.backbone, config.mode, config.max_tokens, None)
+        loss = build_loss(config.loss)
+        module = SetTrainingModule(encoder, loss).to(device)
+        optimizer = optimizer_for(module, config.lr, config.weight_decay)
+        state: dict[str, Any] = {"step": 0, "config": config_dict, "history": []}
+        if resume is not None:
+            state.update(load_training_state(out_dir, module, optimizer))
+            report(Progress("pretrain", state["step"], config.steps, message=f"resuming at step {state['step']}"))
+        trained = nn.parallel.DistributedDataParallel(module) if context.enabled else module
+        # every rank draws its own stream; a resumed run skips what was already drawn
+        stream = self_supervised_sets(texts, seed=config.seed * 1000 + context.rank)
+        batches = _batched(stream, config.batch_size)
+        for _ in range(state["step"]):
+            next(batches)
+        module.train()
+        timer = _Timer()
+        first_step = state["step"] + 1
+        for step in range(first_step, config.steps + 1):
+            timer.add(train_step(trained, encoder, next(batches), optimizer, device, config.grad_clip),
+                      config.batch_size)
+            report(Progress("pretrain", step, config.steps, loss=timer.mean_loss,
+                            eta_s=timer.elapsed / (step - first_step + 1) * (config.steps - step),
+                            sets_per_s=timer.sets_per_s(context.world_size)))
+            if step % config.save_every == 0 and step < config.steps and context.is_main:
+                state["step"] = step
+                save_training_state(out_dir, module, optimizer, state)
+            if step % config.save_every == 0:
+                context.barrier()
+        result = None
+        if context.is_main:
+            held_out = list(itertools.islice(self_supervised_sets(texts, seed=config.seed * 1000 + 999),
+                                             config.threshold_sets))
+            report(Progress("validate", config.steps, config.steps, message="choosing the threshold"))
+            threshold, scores = validate(encoder, held_out, device, config.eval_batch_size)
+            save_backbone(encoder, out_dir / BACKBONE_DIR)
+            card = _card(config, threshold, loss, scores, None, None, None, 0, len(held_out), 0, [],
+                         {"self_supervised": {"pool_texts": len(texts), "steps": config.steps, "source": source}})
+            write_card(out_dir, card)
+            clear_training_state(out_dir)
+            report(Progress("done", config.steps, config.steps, metrics=scores,
+                            message=f"pretrained {config.steps} steps; threshold {threshold:+.1f} on "
+                            f"{len(held_out)} synthetic sets"))
+            result = TrainResult(out_dir, card)
+        context.barrier()
+        return result if result is not None else TrainResult(out_dir, read_card(out_dir))
+    finally:
+        shutdown_distributed(context)
+
+
+def _batched(stream: Iterator[EntitySet], size: int) -> Iterator[list[EntitySet]]:
+    while True:
+        yield [next(stream) for _ in range(size)]
+
+
+def config_from_dict(cls: type, values: dict[str, Any]):
+    """Build a config dataclass from a dict, refusing unknown keys with the list of known ones."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TrainingError(f"unknown training options: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(str(exc)) from None
+
+
+__all__ = [
+    "CheckpointError",
+    "PretrainConfig",
+    "Progress",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingError",
+    "config_from_dict",
+    "entity_texts",
+    "pretrain",
+    "train",
+]
