@@ -1,0 +1,332 @@
+"""Packed inter-entity attention, plugged into transformers through its ``AttentionInterface``.
+
+Tipirneni et al., 2024, "Context-Aware Clustering using Large Language Models", section 3.1, eq. (2)-(5).
+
+Dimensions: B sets, N entities per set (padded), L tokens per entity, S tokens per set (padded), T packed tokens of
+the whole batch, E entities of the whole batch, H heads, d head width.
+
+The set encoder calls the backbone on a *flat* layout: ``input_ids`` of shape (T, 1), one token per row. Every
+per-token module (embeddings, projections, layer norms, feed-forward) then runs on exactly the packed tokens, and
+the only module that mixes tokens, self-attention, is this function. It receives query/key/value of shape
+(T, H, 1, d) and the packing description in the keyword argument ``cactus_pack`` (a :class:`PackedAttention`).
+The sequence length seen by transformers is 1, so T5's layer-0 position bias is (1, H, 1, 1) and never (1, H, T, T):
+the within-entity relative bias is computed per bucket length by the set encoder and passed in ``cactus_pack``.
+
+Tokens are packed *segment-major*: a segment is one entity (nia, sia*) or one whole set (fia); segments of
+similar length share a bucket of length L_b and bucket b occupies rows ``[offset, offset + count * L_b)`` as a
+(count, L_b) block, so a bucket's queries and keys are free views. Short segments are padded to their bucket's
+length, never to the longest segment of the batch.
+
+SIA (one softmax over own-entity tokens and other-entity summaries, eq. 3) is computed in two parts:
+
+* part B, per set: scores of each token against the N summaries of its set, (B, H, S, N), each summary
+  computed once per set and layer; a token's own entity and padded entity slots are masked. Its softmax gives
+  a normalised output o_B and a log-sum-exp lse_B per token.
+* part A, per bucket: scores of each token against its own entity's tokens, (count, H, L_b, L_b), with lse_B
+  appended as one more column. Softmax over these L_b + 1 columns is exactly the joint softmax of eq. (3): the
+  last column's probability is the summaries' total weight, shared among them as o_B says.
+
+Memory is O(N·L·(L + N)) per set and head; nothing is repeated per entity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ATTENTION_NAME = "cactus"
+
+SUMMARY_MODES = ("sia", "sia_first", "sia_qkey")
+
+
+@dataclass
+class PackedAttention:
+    """Layout of one packed batch, handed to every attention layer as the keyword argument ``cactus_pack``.
+
+    Attributes:
+        mode: one of ``MODES``; ``nia`` and ``fia`` attend within segments only.
+        segments: ``(offset, count, length)`` per bucket, in row order, covering all T rows.
+        segment_valid: per bucket a (count, length) bool mask of real tokens, or ``None`` when none is padding.
+        segment_bias: T5 only, bucket length -> within-segment relative position bias (H, length, length).
+        entity_index: (B, N) row of each set's entities among the E bucket-ordered entities (E = padding slot).
+        entity_mask: (B, N) True for real entities.
+        set_token_index: (B, S) row among the T tokens of each set's tokens (T = padding); SIA modes only.
+        set_token_entity: (B, S) entity slot (0..N-1) of each set token, -1 for padding; SIA modes only.
+        token_set_pos: (T,) position of each token in the flattened (B * S) set layout; SIA modes only.
+    """
+
+    mode: str
+    segments: tuple[tuple[int, int, int], ...]
+    segment_valid: tuple[Tensor | None, ...]
+    segment_bias: dict[int, Tensor] | None
+    entity_index: Tensor
+    entity_mask: Tensor
+    set_token_index: Tensor | None = None
+    set_token_entity: Tensor | None = None
+    token_set_pos: Tensor | None = None
+    _cache: dict = field(default_factory=dict, repr=False)  # masks and indices derived once per forward
+
+    def attend(self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float) -> Tensor:
+        """Attention over packed tokens: query, key, value (T, H, d) -> output (T, H, d)."""
+        if self.mode in SUMMARY_MODES:
+            return self._attend_with_summaries(query, key, value, scaling, dropout)
+        outputs = []
+        for b, (offset, count, length) in enumerate(self.segments):
+            rows = slice(offset, offset + count * length)
+            q, k, v = (x[rows].view(count, length, *x.shape[1:]).transpose(1, 2) for x in (query, key, value))
+            mask = self._segment_mask(b, query.dtype)  # None, (count, 1, 1, L) or (count|1, H|1, L, L)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scaling)
+            outputs.append(out.transpose(1, 2).reshape(count * length, *query.shape[1:]))  # (count*L, H, d)
+        return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+
+    def _segment_mask(self, b: int, dtype: torch.dtype) -> Tensor | None:
+        """SDPA mask for bucket b: padding keys off, plus T5's relative bias; None when neither applies."""
+        valid = self.segment_valid[b]
+        length = self.segments[b][2]
+        bias = self.segment_bias[length][None] if self.segment_bias is not None else None  # (1, H, L, L)
+        if valid is None:
+            return None if bias is None else bias.to(dtype)
+        keys = valid[:, None, None, :]  # (count, 1, 1, L)
+        if bias is None:
+            return keys
+        return bias.to(dtype).masked_fill(~keys, torch.finfo(dtype).min)  # (count, H, L, L)
+
+    def _summaries(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """One key and one value summary per entity, gathered per set: two (B, H, N, d) tensors.
+
+        hid-mean (eq. 5): W^K mean(h) + b_K equals mean(W^K h + b_K), so the mean of an entity's keys is its
+        summary key (and likewise for values); ``sia_qkey`` takes the summary key from the queries (W^Q), as
+        the published code does; ``sia_first`` uses the entity's first token.
+        """
+        source = query if self.mode == "sia_qkey" else key
+        keys, values = [], []
+        for b, (offset, count, length) in enumerate(self.segments):
+            rows = slice(offset, offset + count * length)
+            kb = source[rows].view(count, length, *key.shape[1:])  # (count, L, H, d)
+            vb = value[rows].view(count, length, *value.shape[1:])
+            if self.mode == "sia_first":
+                keys.append(kb[:, 0])  # (count, H, d)
+                values.append(vb[:, 0])
+                continue
+            valid = self.segment_valid[b]
+            if valid is None:
+                keys.append(kb.mean(1))  # (count, L, H, d) -> (count, H, d)
+                values.append(vb.mean(1))
+            else:
+                weights = valid / valid.sum(1, keepdim=True)  # (count, L), rows sum to 1
+                keys.append(torch.einsum("cl,clhd->chd", weights.to(kb.dtype), kb))
+                values.append(torch.einsum("cl,clhd->chd", weights.to(vb.dtype), vb))
+        pad = key.new_zeros(1, *key.shape[1:])  # the summary of a padded entity slot
+        k_sum = torch.cat([*keys, pad.to(keys[0].dtype)])[self.entity_index]  # (E+1, H, d) -> (B, N, H, d)
+        v_sum = torch.cat([*values, pad.to(values[0].dtype)])[self.entity_index]
+        return k_sum.permute(0, 2, 1, 3), v_sum.permute(0, 2, 1, 3)  # (B, H, N, d)
+
+    def _summary_mask(self, dtype: torch.dtype) -> Tensor:
+        """(B, 1, S, N) additive mask of part B: 0 for other real entities, dtype's min for the token's own
+        entity and padded slots. Built once per forward and dtype, then shared by all layers."""
+        key = ("summary_mask", dtype)
+        if key not in self._cache:
+            N = self.entity_mask.shape[1]
+            slots = torch.arange(N, device=self.entity_mask.device)
+            allowed = (self.set_token_entity[:, :, None] != slots) & self.entity_mask[:, None, :]  # (B, S, N)
+            mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+            self._cache[key] = mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
+        return self._cache[key]
+
+    def _token_set_coords(self) -> tuple[Tensor, Tensor]:
+        """(set, column) of every packed token in the (B, S) set layout: two (T,) index tensors."""
+        if "coords" not in self._cache:
+            S = self.set_token_index.shape[1]
+            self._cache["coords"] = (self.token_set_pos // S, self.token_set_pos % S)
+        return self._cache["coords"]
+
+    def _attend_with_summaries(
+        self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float
+    ) -> Tensor:
+        """SIA: one softmax per token over its entity's tokens and the other entities' summaries (eq. 3)."""
+        H, d = query.shape[1:]
+        k_sum, v_sum = self._summaries(query, key, value)  # (B, H, N, d)
+
+        # Part B, per set: every token of the set against the set's N summaries.
+        q_pad = torch.cat([query, query.new_zeros(1, H, d)])  # row T is the padding token of the set layout
+        q_set = q_pad[self.set_token_index].permute(0, 2, 1, 3)  # (B, S, H, d) -> (B, H, S, d)
+        k_sum = k_sum * scaling  # scale the N summaries rather than the S x N scores
+        s_sum = torch.matmul(q_set, k_sum.transpose(-1, -2).to(q_set.dtype))  # (B, H, S, N)
+        s_sum = s_sum + self._summary_mask(s_sum.dtype)  # own entity and padded slots -> dtype's min
+        # Part B's softmax and its log-sum-exp, without a second exp pass (exp is slow on masked entries):
+        # with m the row max, softmax(s)[argmax] = 1 / sum(exp(s - m)), so lse = m - log(max softmax(s)).
+        # Autograd through both amax terms gives d lse / d s = softmax(s), the exact gradient.
+        # A set of one entity has no summary to attend to: its row is all `min`, so is its lse, and the
+        # joint softmax below gives part B a weight of exactly 0.
+        m_sum = s_sum.amax(-1, keepdim=True)  # (B, H, S, 1)
+        p_sum = torch.softmax(s_sum, -1)  # (B, H, S, N)
+        lse_sum = m_sum - torch.log(p_sum.amax(-1, keepdim=True))  # (B, H, S, 1), log of part B's mass
+        o_sum = torch.matmul(_dropout(p_sum, dropout), v_sum.to(p_sum.dtype))  # (B, H, S, d), normalised
+        # Back to the packed token order, gathering straight from the (B, S, H, .) views: (T, H, d + 1).
+        set_of, col_of = self._token_set_coords()
+        part_b = torch.cat([o_sum, lse_sum.to(o_sum.dtype)], -1).transpose(1, 2)[set_of, col_of]
+
+        # Part A, per bucket: tokens against their own entity's tokens, in one softmax with part B's mass.
+        outputs = []
+        for b, (offset, count, length) in enumerate(self.segments):
+            rows = slice(offset, offset + count * length)
+            q, k, v = (x[rows].view(count, length, H, d).transpose(1, 2) for x in (query, key, value))
+            s_tok = torch.matmul(q, k.transpose(-1, -2)) * scaling  # (count, H, L, L)
+            if self.segment_bias is not None:
+                s_tok = s_tok + self.segment_bias[length]  # T5 relative bias, within the entity only
+            valid = self.segment_valid[b]
+            if valid is not None:
+                s_tok = s_tok.masked_fill(~valid[:, None, None, :], torch.finfo(s_tok.dtype).min)
+            pb = part_b[rows].view(count, length, H, d + 1).transpose(1, 2)  # (count, H, L, d + 1)
+            o_b, lse_b = pb[..., :d], pb[..., d:]
+            # Eq. (3): softmax over [own tokens, log-mass of the summaries]; the last column's probability is
+            # the total weight of the summaries, which share it as part B's softmax says.
+            probs = torch.softmax(torch.cat([s_tok, lse_b.to(s_tok.dtype)], -1), -1)  # (count, H, L, L + 1)
+            o = torch.matmul(_dropout(probs[..., :length], dropout), v.to(probs.dtype))  # (count, H, L, d)
+            o = o + probs[..., length:] * o_b.to(probs.dtype)
+            outputs.append(o.transpose(1, 2).reshape(count * length, H, d))
+        out = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+        return out.to(query.dtype)
+
+
+@dataclass
+class ReferenceAttention:
+    """The slow, obviously-correct attention of one set, handed to the layers as ``cactus_reference``.
+
+    The backbone runs on the set's S tokens as one (1, S) sequence; every layer builds the dense (S, S + N)
+    score matrix of eq. (3): token-token scores masked to the token's own entity (``fia``: not masked), and
+    token-summary scores masked to the other entities. Summaries follow eq. (5) literally: the mean (or first)
+    of the entity's input states to the attention, projected with the layer's own W^K (W^Q for ``sia_qkey``)
+    and W^V. T5's position bias is the backbone's own over the whole sequence, which inside an entity equals
+    the within-entity bias because entities are contiguous.
+
+    Attributes:
+        mode: one of ``MODES``.
+        token_entity: (S,) entity slot 0..N-1 of each token.
+        inputs: the input states of each attention module, (1, S, D), filled by forward pre-hooks.
+    """
+
+    mode: str
+    token_entity: Tensor
+    inputs: dict[nn.Module, Tensor]
+
+    def attend(
+        self,
+        module: nn.Module,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        scaling: float,
+        dropout: float,
+        position_bias: Tensor | None,
+    ) -> Tensor:
+        """query, key, value (1, H, S, d) -> output (1, S, H, d)."""
+        H, d = query.shape[1], query.shape[3]
+        ent = self.token_entity
+        N = int(ent.max()) + 1
+        scores = torch.matmul(query[0], key[0].transpose(-1, -2)) * scaling  # (H, S, S)
+        if position_bias is not None:
+            scores = scores + position_bias[0]
+        same = ent[:, None] == ent[None, :]  # (S, S)
+        if self.mode != "fia":
+            scores = scores.masked_fill(~same, float("-inf"))
+        keys, values = key[0], value[0]  # (H, S, d)
+        if self.mode in SUMMARY_MODES:
+            hidden = self.inputs[module][0]  # (S, D), the states the layer projects into q, k, v
+            q_proj, k_proj, v_proj = _projections(module)
+            members = F.one_hot(ent, N).T.to(hidden.dtype)  # (N, S)
+            if self.mode == "sia_first":
+                first = members.cumsum(1).eq(1) & members.bool()  # each entity's first token
+                pooled = first.to(hidden.dtype) @ hidden  # (N, D)
+            else:
+                pooled = (members @ hidden) / members.sum(1, keepdim=True)  # (N, D), eq. (5)
+            k_sum = (q_proj if self.mode == "sia_qkey" else k_proj)(pooled).view(N, H, d).transpose(0, 1)  # (H, N, d)
+            v_sum = v_proj(pooled).view(N, H, d).transpose(0, 1)
+            s_sum = torch.matmul(query[0], k_sum.transpose(-1, -2)) * scaling  # (H, S, N), no position term
+            other = ent[:, None] != torch.arange(N, device=ent.device)  # (S, N)
+            scores = torch.cat([scores, s_sum.masked_fill(~other, float("-inf"))], -1)  # (H, S, S + N)
+            keys, values = torch.cat([keys, k_sum], 1), torch.cat([values, v_sum], 1)
+        probs = _dropout(torch.softmax(scores.float(), -1).to(values.dtype), dropout)
+        return torch.matmul(probs, values).transpose(0, 1)[None]  # (H, S, d) -> (1, S, H, d)
+
+
+def _dropout(weights: Tensor, p: float) -> Tensor:
+    """Attention dropout; transformers passes p = 0 in eval mode. Dropping unnormalised weights before the
+    value product (and not in the denominator) equals dropping the normalised probabilities."""
+    return F.dropout(weights, p) if p > 0 else weights
+
+
+def _projections(module: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """The (W^Q, W^K, W^V) linear layers of a BERT-family or T5 self-attention module."""
+    if hasattr(module, "query"):
+        return module.query, module.key, module.value
+    return module.q, module.k, module.v
+
+
+def cactus_attention(
+    module: nn.Module,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attention_mask: Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    position_bias: Tensor | None = None,
+    cactus_pack: PackedAttention | None = None,
+    cactus_reference: ReferenceAttention | None = None,
+    **kwargs,
+) -> tuple[Tensor, None]:
+    """The attention function registered as ``"cactus"``; without cactus keywords it is transformers' SDPA.
+
+    Args:
+        module: the calling BERT-family or T5 self-attention module.
+        query, key, value: (T, H, 1, d) under ``cactus_pack``; (B, H, L, d) otherwise.
+        attention_mask: the backbone's mask; the packed path carries its own padding and ignores it.
+        scaling: the module's score scale (d^-0.5 for BERT, 1.0 for T5).
+        dropout: attention-probability dropout (0 in eval mode).
+        position_bias: T5's bias; (1, H, 1, 1) and unused on the packed path.
+        cactus_pack: the packed layout, see :class:`PackedAttention`.
+        cactus_reference: the slow reference, see :class:`ReferenceAttention`.
+
+    Returns:
+        ``(output, None)`` with output (T, 1, H, d) (packed) or (B, L, H, d).
+    """
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    if cactus_pack is not None:
+        T, H, _, d = query.shape
+        flat = (x.reshape(T, H, d) for x in (query, key, value))  # sequence length is 1: views
+        return cactus_pack.attend(*flat, scaling, dropout).view(T, 1, H, d), None
+    if cactus_reference is not None:
+        return cactus_reference.attend(module, query, key, value, scaling, dropout, position_bias), None
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    return sdpa_attention_forward(
+        module,
+        query,
+        key,
+        value,
+        attention_mask,
+        dropout=dropout,
+        scaling=scaling,
+        position_bias=position_bias,
+        **kwargs,
+    )
+
+
+def install_attention(model: nn.Module) -> None:
+    """Register ``"cactus"`` with transformers (attention and mask) and switch ``model`` to it.
+
+    Called without cactus keywords the model still computes standard SDPA attention with its padding mask,
+    so ``model(input_ids, attention_mask)`` keeps its usual meaning.
+    """
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    AttentionInterface.register(ATTENTION_NAME, cactus_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION_NAME, sdpa_mask)
+    if getattr(model.config, "_attn_implementation", None) != ATTENTION_NAME:
+        model.set_attn_implementation(ATTENTION_NAME)
