@@ -76,7 +76,7 @@ class TrainConfig:
     eval_batch_size: int = 16
 
     def __post_init__(self) -> None:
-        from cactus.encoders import check_mode
+        from cactus.encoders.config import check_mode
 
         check_mode(self.mode)
         if self.loss not in LOSSES:
@@ -110,7 +110,7 @@ class PretrainConfig:
     threshold_sets: int = 64  # held-out synthetic sets that choose the checkpoint's threshold
 
     def __post_init__(self) -> None:
-        from cactus.encoders import check_mode
+        from cactus.encoders.config import check_mode
 
         check_mode(self.mode)
         if self.loss not in LOSSES:
@@ -148,6 +148,16 @@ class TrainResult:
     model_dir: Path
     card: ModelCard
     history: list[dict[str, Any]] = field(default_factory=list)
+    weights_digest: str = ""  # SHA-256 of this process's final weights (equal on every data-parallel rank)
+
+
+def weights_digest(module: nn.Module) -> str:
+    """SHA-256 over a module's parameters and buffers, in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 class SetTrainingModule(nn.Module):
@@ -407,11 +417,12 @@ def train(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | No
                                 f"NMI+AMI+RI+ARI {selection_score(scores):.3f} at threshold {threshold:+.1f}"
                                 + (" (best so far)" if improved else "")))
             context.barrier()
-        result = None
-        if context.is_main:
-            result = _finish(out_dir, dataset, device, config, report)
+        digest = weights_digest(module)
+        result = _finish(out_dir, dataset, device, config, report) if context.is_main else None
         context.barrier()
-        return result if result is not None else TrainResult(out_dir, read_card(out_dir))
+        result = result if result is not None else TrainResult(out_dir, read_card(out_dir))
+        result.weights_digest = digest
+        return result
     finally:
         shutdown_distributed(context)
 
@@ -521,8 +532,11 @@ def pretrain(texts: Sequence[str], out_dir: str | Path, config: PretrainConfig |
                             message=f"pretrained {config.steps} steps; threshold {threshold:+.1f} on "
                             f"{len(held_out)} synthetic sets"))
             result = TrainResult(out_dir, card)
+        digest = weights_digest(module)
         context.barrier()
-        return result if result is not None else TrainResult(out_dir, read_card(out_dir))
+        result = result if result is not None else TrainResult(out_dir, read_card(out_dir))
+        result.weights_digest = digest
+        return result
     finally:
         shutdown_distributed(context)
 

@@ -1,6 +1,7 @@
 """Saving and restoring everything needed to resume training: weights, optimizer, RNGs, progress.
 
-Tensors go to ``state.safetensors`` (never pickle); the rest to ``state.json``. The folder is written
+Weights go to ``module.safetensors``, optimizer and RNG tensors to ``state.safetensors`` (never pickle), the
+rest to ``state.json``. The folder is written
 to a staging folder and renamed into place, so an interruption leaves the previous state intact.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 STATE_DIR = "training_state"
@@ -70,12 +71,12 @@ def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
 def save_training_state(out_dir: Path, module: nn.Module, optimizer: torch.optim.Optimizer, progress: dict[str, Any]
                         ) -> None:
     """Write ``out_dir/training_state`` atomically: module weights, optimizer, RNGs and ``progress``."""
-    weights = {f"module.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     optim_tensors, optim_meta = flatten_optimizer(optimizer)
     rng_tensors, rng_meta = rng_states()
     staging = Path(tempfile.mkdtemp(prefix=f".{STATE_DIR}.", dir=out_dir))
     try:
-        save_file({**weights, **optim_tensors, **rng_tensors}, str(staging / "state.safetensors"))
+        save_model(module, str(staging / "module.safetensors"))  # handles tied weights (T5's shared embeddings)
+        save_file({**optim_tensors, **rng_tensors}, str(staging / "state.safetensors"))
         meta = {"progress": progress, "optimizer": optim_meta, "rng": rng_meta}
         (staging / "state.json").write_text(json.dumps(meta, default=_json_default), encoding="utf-8")
         target = out_dir / STATE_DIR
@@ -95,8 +96,9 @@ def load_training_state(out_dir: Path, module: nn.Module, optimizer: torch.optim
     folder = out_dir / STATE_DIR
     tensors = load_file(str(folder / "state.safetensors"))
     meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    weights = {k.removeprefix("module."): v for k, v in tensors.items() if k.startswith("module.")}
-    module.load_state_dict(weights)
+    missing, unexpected = load_model(module, str(folder / "module.safetensors"), device="cpu")
+    if missing or unexpected:
+        raise RuntimeError(f"training state does not fit the model: missing {missing}, unexpected {unexpected}")
     restore_optimizer(optimizer, tensors, meta["optimizer"])
     restore_rng(tensors, meta["rng"])
     return meta["progress"]
