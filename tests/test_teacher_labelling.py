@@ -24,9 +24,10 @@ KEY = "sk-ant-test-0123456789-SECRET"
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CACTUS_TEACHER_MODEL", "CACTUS_CACHE_DIR",
-                 "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS"):
+    for name in ("ANTHROPIC_API_KEY", "CACTUS_TEACHER_MODEL", "CACTUS_CACHE_DIR", "ANTHROPIC_AUTH_TOKEN",
+                 "ANTHROPIC_CUSTOM_HEADERS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # never the real API from a test
 
 
 @pytest.fixture
@@ -221,7 +222,7 @@ def test_a_dollar_budget_with_given_prices_stops_cleanly(server, tmp_path):
 
 
 def test_the_budget_is_exceeded_by_at_most_the_requests_in_flight(server, tmp_path):
-    server.respond_with(lambda prompt, body: slow(0.2, cluster_by_first_word(prompt)))
+    server.respond_with(lambda prompt, body: slow(0.5, cluster_by_first_word(prompt)))
     config = config_for(server, tmp_path, concurrency=3, budget_tokens=1)
     results = label_sets([make_set(k) for k in range(8)], config, api_key=KEY)
     assert server.count == 3
@@ -234,6 +235,14 @@ def test_cached_sets_are_labelled_even_after_the_budget_is_spent(server, tmp_pat
     results = label_sets([make_set(k) for k in range(4)], replace(config, budget_tokens=1), api_key=KEY)
     assert [r.status for r in results] == ["labelled", "labelled", "labelled", "skipped_budget"]
     assert server.count == 3
+
+
+def test_sets_with_the_same_texts_share_one_request(server, tmp_path):
+    twin = EntitySet("twin", [Entity(f"t{i}", e.text) for i, e in enumerate(make_set(0).entities)])
+    results = label_sets([make_set(0), twin, make_set(1)], config_for(server, tmp_path), api_key=KEY)
+    assert [r.status for r in results] == ["labelled"] * 3 and server.count == 2
+    assert results[1].cached and [e.id for e in results[1].labelled.entities] == ["t0", "t1", "t2", "t3"]
+    assert summarize(results, config_for(server, tmp_path))["requests_billed"] == 2
 
 
 def test_requests_in_flight_never_exceed_the_concurrency(server, tmp_path):

@@ -1,10 +1,11 @@
 """Batch labelling: every set gets a result, whatever happens to its request.
 
 For each set, in order: refuse it if it is larger than ``max_set_size``; else take its reply from
-the cache, or send the prompt (``concurrency`` requests at once) and cache the reply the moment it
-arrives; then parse the reply into a labelled set. A set whose reply cannot be used is *discarded*
-with its raw reply; a request that fails after the SDK's retries is *failed*; sets not sent because
-the budget was spent are *skipped_budget*. Nothing is dropped silently.
+the cache, or send the prompt (``concurrency`` requests at once; sets with the same texts share one
+request) and cache the reply the moment it arrives; then parse the reply into a labelled set. A set
+whose reply cannot be used is *discarded* with its raw reply; a request that fails after the SDK's
+retries is *failed*; sets not sent because the budget was spent are *skipped_budget*. Nothing is
+dropped silently.
 
 Budget: a request starts only while the tokens (or estimated dollars) billed in this run are below
 the budget, so a run overshoots by at most the requests already in flight (``concurrency``).
@@ -16,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from cactus.data import EntitySet
@@ -265,14 +266,21 @@ def _send_all(
     record: Callable[[int, TeacherResult], None],
 ) -> None:
     state = _RunState(config)
+    same_prompt: dict[str, list[int]] = {}  # sets with equal texts share one request
+    for index, prompt in to_send:
+        same_prompt.setdefault(prompt, []).append(index)
     executor = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="cactus-teacher")
     futures = {
-        executor.submit(_label_one, sets[index], prompt, client, config, cache, state): index
-        for index, prompt in to_send
+        executor.submit(_label_one, sets[indices[0]], prompt, client, config, cache, state): indices
+        for prompt, indices in same_prompt.items()
     }
     try:
         for future in as_completed(futures):
-            record(futures[future], future.result())
+            first, *others = futures[future]
+            result = future.result()
+            record(first, result)
+            for other in others:
+                record(other, _share(result, sets[other], config))
     except BaseException:
         with state.lock:
             state.stopped = "the run was interrupted"
@@ -281,6 +289,15 @@ def _send_all(
         executor.shutdown(wait=True, cancel_futures=True)
         raise
     executor.shutdown(wait=True)
+
+
+def _share(result: TeacherResult, entity_set: EntitySet, config: TeacherConfig) -> TeacherResult:
+    """The result for a set whose prompt equals that of ``result``'s set (its reply is not billed twice)."""
+    if result.raw_reply is None:
+        note = f"{result.error} (the same prompt as set '{result.set_id}')"
+        return replace(result, set_id=entity_set.id, error=note)
+    reply = Reply(result.raw_reply, result.input_tokens, result.output_tokens, result.stop_reason, result.model)
+    return interpret_reply(entity_set, reply, config, cached=True)
 
 
 def _label_one(
