@@ -23,6 +23,7 @@ COMMANDS = (
     "train",
     "predict",
     "report",
+    "label",
 )
 
 
