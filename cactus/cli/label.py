@@ -44,8 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cost = parser.add_argument_group("cost")
     cost.add_argument("--budget-usd", type=float, help="stop sending once about this many dollars were spent")
     cost.add_argument("--budget-tokens", type=int, help="stop sending once this many tokens were used")
-    cost.add_argument("--price-in", type=float, help="USD per million input tokens (default: built-in table)")
-    cost.add_argument("--price-out", type=float, help="USD per million output tokens (default: built-in table)")
+    cost.add_argument("--price-in", type=float,
+                      help="USD per million input tokens, for the cost estimate (default: built-in list prices)")
+    cost.add_argument("--price-out", type=float,
+                      help="USD per million output tokens, for the cost estimate (default: built-in list prices)")
     cache = parser.add_argument_group("cache")
     cache.add_argument("--cache", type=Path, help="SQLite reply cache (default: $CACTUS_CACHE_DIR/"
                        "teacher-cache.sqlite, else teacher-cache.sqlite beside OUT)")

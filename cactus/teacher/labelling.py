@@ -126,8 +126,8 @@ def interpret_reply(entity_set: EntitySet, reply: Reply, config: TeacherConfig, 
     n = len(entity_set)
     if reply.stop_reason == "max_tokens":
         result.error = (
-            f"the reply was cut off at max_tokens={config.max_tokens} before it listed all {n} entities; "
-            "raise --max-tokens and rerun (the set will be asked again)"
+            f"the reply hit its max_tokens limit before it listed all {n} entities; raise --max-tokens "
+            f"(now {config.max_tokens}) and rerun: the set will be asked again"
         )
         return result
     if reply.stop_reason == "refusal":

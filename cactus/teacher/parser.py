@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -113,33 +114,60 @@ def _variants(text: str) -> list[str]:
     return [v for v in dict.fromkeys(v.strip() for v in out) if v]
 
 
-def similarity(mention: str, entity: str, floor: float = 0.0) -> float:
-    """Similarity in [0, 1] of two loose keys: the best of edit ratio, token-order-blind ratio and
-    a truncation score for a mention that is a long enough prefix of the entity.
+class _Key:
+    """A loose key with what the similarity needs, computed once: words, sorted words, letters."""
 
-    Scores below ``floor`` may come back as 0 (the exact ratio is skipped when its cheap upper
-    bounds already fall short).
-    """
-    if not mention or not entity:
+    __slots__ = ("chars", "sorted_text", "text", "words")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.words = frozenset(text.split())
+        self.sorted_text = " ".join(sorted(text.split()))
+        self.chars = Counter(text)
+
+
+def _key_similarity(
+    m: _Key, e: _Key, floor: float = 0.0, matchers: tuple[SequenceMatcher, SequenceMatcher] | None = None
+) -> float:
+    """:func:`similarity` on prepared keys; ``matchers`` hold ``e``'s text and sorted text as seq2."""
+    if not m.text or not e.text:
         return 0.0
-    if mention == entity:
+    if m.text == e.text:
         return 1.0
     best = 0.0
-    if entity.startswith(mention) and len(mention) >= max(8, 0.4 * len(entity)):
-        best = 0.85 + 0.15 * len(mention) / len(entity)  # cut off by the model or a length limit
-    words_m, words_e = set(mention.split()), set(entity.split())
-    if len(words_m) >= 3 and words_m <= words_e and len(words_m) >= 0.7 * len(words_e):
-        best = max(best, 0.8 + 0.15 * len(words_m) / len(words_e))  # some words left out
-    pairs = [(mention, entity)]
-    sorted_m, sorted_e = " ".join(sorted(mention.split())), " ".join(sorted(entity.split()))
-    if (sorted_m, sorted_e) != (mention, entity):
-        pairs.append((sorted_m, sorted_e))  # the same words in another order
-    for a, b in pairs:
-        matcher = SequenceMatcher(None, a, b, autojunk=False)
-        bar = max(best, floor)
-        if matcher.real_quick_ratio() >= bar and matcher.quick_ratio() >= bar:
-            best = max(best, matcher.ratio())
+    if e.text.startswith(m.text) and len(m.text) >= max(8, 0.4 * len(e.text)):
+        best = 0.85 + 0.15 * len(m.text) / len(e.text)  # cut off by the model or a length limit
+    if len(m.words) >= 3 and m.words <= e.words and len(m.words) >= 0.7 * len(e.words):
+        best = max(best, 0.8 + 0.15 * len(m.words) / len(e.words))  # some words left out
+    # Both ratios below are at most 2 * (letters in common) / (total length): skip them when that
+    # bound cannot beat what we have (the same letters make up the text and its sorted words).
+    total = len(m.text) + len(e.text)
+    bar = max(best, floor)
+    if 2 * min(len(m.text), len(e.text)) < bar * total:
+        return best
+    if 2 * sum((m.chars & e.chars).values()) < bar * total:
+        return best
+    if matchers is None:
+        matchers = (SequenceMatcher(None, "", e.text, autojunk=False),
+                    SequenceMatcher(None, "", e.sorted_text, autojunk=False))
+    plain, by_words = matchers
+    plain.set_seq1(m.text)
+    best = max(best, plain.ratio())
+    if m.sorted_text != m.text or e.sorted_text != e.text:  # the same words in another order
+        by_words.set_seq1(m.sorted_text)
+        best = max(best, by_words.ratio())
     return best
+
+
+def similarity(mention: str, entity: str, floor: float = 0.0) -> float:
+    """Similarity in [0, 1] of two loose keys: the best of edit ratio, token-order-blind ratio, a
+    truncation score for a mention that is a long enough prefix of the entity, and a score for a
+    mention that keeps most of the entity's words.
+
+    Scores below ``floor`` may come back lower than they are (the edit ratios are skipped when a
+    cheap upper bound already falls short).
+    """
+    return _key_similarity(_Key(mention), _Key(entity), floor)
 
 
 class _Matcher:
@@ -149,10 +177,12 @@ class _Matcher:
         self.cutoff = cutoff
         self.exact: dict[str, list[int]] = {}
         self.loose: dict[str, list[int]] = {}
-        self.keys = [loose_key(t) for t in entity_texts]
+        keys = [loose_key(t) for t in entity_texts]
         for i, text in enumerate(entity_texts):
             self.exact.setdefault(normalize(text), []).append(i)
-            self.loose.setdefault(self.keys[i], []).append(i)
+            self.loose.setdefault(keys[i], []).append(i)
+        self._keys = [_Key(k) for k in keys]
+        self._matchers: list[tuple[SequenceMatcher, SequenceMatcher] | None] = [None] * len(keys)
         self._fuzzy_cache: dict[str, list[tuple[float, int]]] = {}
 
     def exact_candidates(self, text: str) -> list[int]:
@@ -166,10 +196,13 @@ class _Matcher:
     def fuzzy_candidates(self, text: str) -> list[tuple[float, int]]:
         """``(similarity, entity)`` for entities at or above the cut-off, best first."""
         if text not in self._fuzzy_cache:
-            keys = {loose_key(_ELLIPSIS.sub("", v)) for v in _variants(text)}
+            keys = [_Key(k) for k in dict.fromkeys(loose_key(_ELLIPSIS.sub("", v)) for v in _variants(text)) if k]
             scored = []
-            for i, entity_key in enumerate(self.keys):
-                score = max(similarity(k, entity_key, self.cutoff) for k in keys)
+            for i, entity in enumerate(self._keys):
+                if self._matchers[i] is None:  # built once per entity: the matcher caches seq2's index
+                    self._matchers[i] = (SequenceMatcher(None, "", entity.text, autojunk=False),
+                                         SequenceMatcher(None, "", entity.sorted_text, autojunk=False))
+                score = max((_key_similarity(k, entity, self.cutoff, self._matchers[i]) for k in keys), default=0.0)
                 if score >= self.cutoff:
                     scored.append((score, i))
             self._fuzzy_cache[text] = sorted(scored, key=lambda p: (-p[0], p[1]))
