@@ -59,12 +59,15 @@ class Answer:
     retry_after_ms: int | None = 1
     delay: float = 0.0
     then: Answer | None = None
+    thinking: str | None = None
 
 
 def text(reply: str, *, input_tokens: int | None = None, output_tokens: int | None = None,
-         stop_reason: str = "end_turn") -> Answer:
-    """A 200 reply with one text block; tokens default to about one per 4 characters."""
-    return Answer("text", text=reply, input_tokens=input_tokens, output_tokens=output_tokens, stop_reason=stop_reason)
+         stop_reason: str = "end_turn", thinking: str | None = None) -> Answer:
+    """A 200 reply with one text block (after a thinking block if ``thinking`` is given); tokens
+    default to about one per 4 characters."""
+    return Answer("text", text=reply, input_tokens=input_tokens, output_tokens=output_tokens, stop_reason=stop_reason,
+                  thinking=thinking)
 
 
 def error(status: int, message: str | None = None, *, retry_after_ms: int | None = 1) -> Answer:
@@ -248,6 +251,8 @@ class FakeAnthropic:
                     self._send_raw(200, b'{"id": "msg_broken", "type": "message", "content": [', "application/json")
                 else:
                     content = [] if answer.kind == "empty" else [{"type": "text", "text": answer.text}]
+                    if answer.thinking is not None:
+                        content.insert(0, {"type": "thinking", "thinking": answer.thinking, "signature": "fake"})
                     prompt = _user_text(body)
                     usage = {
                         "input_tokens": answer.input_tokens if answer.input_tokens is not None

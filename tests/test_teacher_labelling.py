@@ -153,6 +153,13 @@ def test_a_reply_cut_at_max_tokens_is_discarded_and_asked_again_with_a_higher_li
     assert bigger.status == "labelled" and server.count == 2
 
 
+def test_only_text_blocks_are_read_not_thinking(server, tmp_path):
+    server.push_for("#0", text("## Glue\n- glue stick #0\n- glue gun #0\n## Tape\n- tape roll #0\n- tape dispenser #0",
+                               thinking="## Everything\n- glue stick #0\n- tape roll #0"))
+    (result,) = label_sets([make_set(0)], config_for(server, tmp_path), api_key=KEY)
+    assert result.labelled.cluster_names == ["Glue", "Tape"] and "Everything" not in result.raw_reply
+
+
 def test_missing_entities_are_dropped_and_invented_ones_counted(server, tmp_path):
     server.push_for("#0", text("## Glue\n- glue stick #0\n- glue gun #0\n- glitter glue #0\n## Tape\n- tape roll #0"))
     (result,) = label_sets([make_set(0)], config_for(server, tmp_path), api_key=KEY)

@@ -8,6 +8,7 @@ step. The API key comes from ``ANTHROPIC_API_KEY`` only; it is scrubbed from eve
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -116,7 +117,7 @@ def request_clustering(client: anthropic.Anthropic, config: TeacherConfig, promp
         )
     except anthropic.APIError as exc:
         raise _explain(exc, client, config, set_id) from None
-    except ValueError as exc:  # a 200 whose body is not JSON: the SDK lets the decoder's error through
+    except json.JSONDecodeError as exc:  # a 200 whose body is not JSON: the SDK lets this through
         where = public_url(str(client.base_url))
         raise TeacherRequestError(
             f"{where} answered with something that is not a Messages API reply ({_scrub(str(exc), client)}); "
