@@ -2,7 +2,11 @@
 
 The label of a set is, in order of preference: its human clustering (only once the set is marked
 reviewed, unless ``human="any"``), else its newest teacher clustering, else its newest reference
-clustering. Sets with none are left out.
+clustering; a clustering that places fewer than two entities does not count. Sets with none are left out.
+
+Entities that the clustering's producer did not place (the teacher left them out of its reply; they
+are listed in ``details["unplaced"]`` and shown as singletons) are left out of the exported set, and a
+set with fewer than two placed entities is left out.
 
 Sets in no split ("unassigned") get one when exported: a shuffle seeded with ``seed`` deals them out by
 ``fractions``, at least one set to any split that has none yet, and the choice is saved so the test
@@ -67,8 +71,14 @@ def best_labels(session: Session, dataset_id: int, *, human: HumanPolicy = "revi
     human_ids = ids.where(SetRow.reviewed) if human == "reviewed" else ids
     for source, set_ids in (("human", human_ids), ("teacher", ids), ("reference", ids)):
         for set_id, clustering in latest_clusterings(session, set_ids, source).items():
-            chosen.setdefault(set_id, clustering)
+            if _placed(clustering) >= 2:
+                chosen.setdefault(set_id, clustering)
     return chosen
+
+
+def _placed(clustering: ClusteringView) -> int:
+    """How many entities the clustering's producer placed (all but ``details["unplaced"]``)."""
+    return sum(len(c) for c in clustering.clusters) - len(clustering.details.get("unplaced") or [])
 
 
 def label_summary(session: Session, dataset_id: int, *, human: HumanPolicy = "reviewed") -> LabelSummary:
@@ -117,6 +127,24 @@ def assign_splits(session: Session, dataset_id: int, set_ids: list[int], *, seed
     return assigned
 
 
+def labelled_set(entity_set: EntitySet, clustering: ClusteringView) -> EntitySet | None:
+    """``entity_set`` clustered by ``clustering``, without the entities it did not place (None if < 2 remain)."""
+    unplaced = set(clustering.details.get("unplaced") or [])
+    keep = [p for p in range(len(entity_set)) if p not in unplaced]
+    if len(keep) < 2:
+        return None
+    index = {p: i for i, p in enumerate(keep)}
+    clusters: list[list[int]] = []
+    names: list[str] = []
+    for members, name in zip(clustering.clusters, clustering.names, strict=True):
+        kept = [index[p] for p in members if p in index]
+        if kept:
+            clusters.append(kept)
+            names.append(name)
+    extra = {**entity_set.extra, "label_source": clustering.source}
+    return EntitySet(entity_set.id, [entity_set.entities[p] for p in keep], clusters, names, extra=extra)
+
+
 def export_labels(
     session: Session,
     dataset_id: int,
@@ -155,10 +183,8 @@ def export_labels(
     sources: dict[str, int] = {}
     for set_id in ordered:
         clustering = labels[set_id]
-        entity_set = entity_sets[set_id]
-        entity_set.clusters = [list(c) for c in clustering.clusters]
-        entity_set.cluster_names = list(clustering.names)
-        entity_set.extra["label_source"] = clustering.source
+        entity_set = labelled_set(entity_sets[set_id], clustering)
+        assert entity_set is not None  # best_labels keeps clusterings that place two entities or more
         out[splits[set_id]].append(entity_set)
         sources[clustering.source] = sources.get(clustering.source, 0) + 1
     empty = [split for split, sets in out.items() if not sets]

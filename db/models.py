@@ -42,7 +42,6 @@ SPLITS = ("train", "val", "test", "unassigned")
 SOURCES = ("teacher", "model", "human", "reference")
 EDIT_ACTIONS = ("accept", "move", "merge", "split", "rename", "create", "delete", "undo", "redo")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-MODES = ("nia", "sia", "fia")
 
 # Deterministic constraint names, so that Alembic migrations (and SQLite batch mode) can refer to them.
 NAMING_CONVENTION = {
@@ -187,7 +186,6 @@ class ModelRow(Base):
 
     __tablename__ = "models"
     __table_args__ = (
-        CheckConstraint(_one_of("mode", MODES), name="mode"),
         # One active model: a unique index over the rows where active is true.
         Index("uq_models_one_active", "active", unique=True,
               sqlite_where=text("active = 1"), postgresql_where=text("active")),
@@ -197,7 +195,7 @@ class ModelRow(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     checkpoint: Mapped[str] = mapped_column(String(1000))  # folder the trainer wrote
     backbone: Mapped[str] = mapped_column(String(300))
-    mode: Mapped[str] = mapped_column(String(8))  # inter-entity attention: nia / sia / fia
+    mode: Mapped[str] = mapped_column(String(20))  # inter-entity attention (cactus.encoders.config.MODES)
     loss: Mapped[str] = mapped_column(String(50))
     threshold: Mapped[float] = mapped_column(Float)  # similarity threshold chosen on validation
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)

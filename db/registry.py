@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.errors import ConflictError, NotFoundError, StoreError
-from db.models import MODES, ModelRow
+from db.models import ModelRow
 from db.views import ModelInfo
 
 
@@ -34,8 +34,8 @@ def register_model(
         name: a unique name shown in the app.
         checkpoint: the folder the trainer saved (weights and config).
         backbone: the encoder it started from (a Hugging Face folder or name).
-        mode: inter-entity attention, "nia", "sia" or "fia".
-        loss: the training loss, e.g. "augmented_triplet".
+        mode: inter-entity attention, one of ``cactus.encoders.config.MODES`` (checked by the trainer).
+        loss: the training loss, e.g. "aug_triplet".
         threshold: cosine-similarity threshold for average-link clustering, chosen on validation.
         metrics: validation and test scores (e.g. ``{"val": {"ARI": ...}, "test": {...}}``).
         training: what it was trained on and how (counts of sets by source, epochs, options).
@@ -44,13 +44,13 @@ def register_model(
 
     Raises:
         ConflictError: the name is taken.
-        StoreError: an unknown mode or a threshold outside [-1, 1].
+        StoreError: an empty mode or a threshold outside [-1, 1].
     """
     name = name.strip()
     if not name:
         raise StoreError("a model needs a name")
-    if mode not in MODES:
-        raise StoreError(f"mode must be one of {', '.join(MODES)} (inter-entity attention), got {mode!r}")
+    if not isinstance(mode, str) or not mode.strip() or len(mode) > 20:
+        raise StoreError(f"mode must name the inter-entity attention (e.g. 'sia', 'nia', 'fia'), got {mode!r}")
     if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and -1.0 <= threshold <= 1.0):
         raise StoreError(f"threshold must lie in [-1, 1] (a cosine similarity), got {threshold!r}")
     if session.scalar(select(ModelRow.id).where(ModelRow.name == name)) is not None:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -21,6 +25,7 @@ from sqlalchemy.engine import make_url
 from cactus.data import Entity, EntitySet
 
 PG_ENV = "CACTUS_TEST_PG_URL"
+T = TypeVar("T")
 
 
 @functools.cache
@@ -96,3 +101,44 @@ def sample_sets() -> list[EntitySet]:
         make_set("paint", ["acrylic paint", "oil paint", "paint brush", "canvas", "easel"]),
         make_set("tape", ["washi tape", "masking tape"]),
     ]
+
+
+# --- worker processes ------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_JOB_TYPES = "tests.jobs_helpers_types"
+#: Fast timings for tests: heartbeats every 0.2 s, a job is orphaned after 1.5 s without one.
+FAST = ("--poll-interval", "0.1", "--heartbeat-interval", "0.2", "--stale-after", "1.5", "--cancel-grace", "2")
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    """The environment of a worker process: the test job types importable and registered."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "CACTUS_JOB_TYPES": TEST_JOB_TYPES, **extra}
+
+
+def start_worker(url: str, tmp_path: Path, *args: str, name: str = "worker", cli: bool = False,
+                 **env: str) -> subprocess.Popen:
+    """Start a worker on ``url`` as a separate process; its output goes to ``tmp_path/<name>.log``.
+
+    ``cli``: through ``cactus worker``; else ``python -m jobs.worker`` (the same options and code, without
+    loading every other command of the CLI).
+    """
+    log = (tmp_path / f"{name}.log").open("ab")
+    command = ["-m", "cactus", "worker"] if cli else ["-m", "jobs.worker"]
+    return subprocess.Popen(
+        [sys.executable, *command, "--db", url, "--jobs-dir", str(tmp_path / "jobs"), *FAST, *args],
+        stdout=log, stderr=subprocess.STDOUT, env=worker_env(**env), cwd=tmp_path,
+    )
+
+
+def wait_for(predicate: Callable[[], T | None], *, timeout: float = 30.0, what: str = "a condition") -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)

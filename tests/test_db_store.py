@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from jobs_helpers import DATABASES, make_set, sample_sets, store_database
 from sqlalchemy import func, inspect, select
 
 from cactus.data import DataError, read_dataset, write_sets
@@ -50,6 +49,7 @@ from db import (
 from db.migrate import current_revision, head_revision
 from db.models import ClusteringRow, EditRow, EntityRow, SetRow
 from db.session import get_engine
+from tests.jobs_helpers import DATABASES, make_set, sample_sets, store_database
 
 
 @pytest.fixture(params=DATABASES)
@@ -318,8 +318,8 @@ def test_model_registry_keeps_one_active_model(store_url):
             _model(session, "first")
         with pytest.raises(StoreError, match=r"threshold must lie in \[-1, 1\]"):
             register_model(session, name="x", checkpoint="c", backbone="b", mode="sia", loss="l", threshold=1.5)
-        with pytest.raises(StoreError, match="mode must be one of nia, sia, fia"):
-            register_model(session, name="x", checkpoint="c", backbone="b", mode="full", loss="l", threshold=0.1)
+        with pytest.raises(StoreError, match="mode must name the inter-entity attention"):
+            register_model(session, name="x", checkpoint="c", backbone="b", mode=" ", loss="l", threshold=0.1)
         add_clustering(session, ids["glue"], "model", [[0, 1, 2, 3]], model_id=second)
     with session_scope(store_url) as session:
         delete_model(session, second)
@@ -335,6 +335,7 @@ def test_export_prefers_human_then_teacher_then_reference(store_url, tmp_path):
     extra = [make_set(f"x{i}", ["a b", "c d", "e f"], [[0, 1], [2]]) for i in range(10)]
     with session_scope(store_url) as session:
         import_sets(session, ids["dataset"], extra)
+        x0 = session.scalar(select(SetRow.id).where(SetRow.name == "x0"))
         # glue: reviewed human beats teacher and reference; pens: unreviewed human loses to reference
         teacher = add_clustering(session, ids["glue"], "teacher", [[0], [1], [2, 3]])
         accept_clustering(session, ids["glue"], teacher.id, author="ana")
@@ -342,12 +343,15 @@ def test_export_prefers_human_then_teacher_then_reference(store_url, tmp_path):
         mark_reviewed(session, ids["glue"], author="ana")
         start_clustering(session, ids["pens"], author="ana")
         add_clustering(session, ids["paint"], "teacher", [[0, 1], [2], [3, 4]], producer="claude")
+        # entities the teacher left out are not exported; tape keeps one placed entity: not a usable label
+        add_clustering(session, x0, "teacher", [[0, 2], [1]], details={"unplaced": [1]})
+        add_clustering(session, ids["tape"], "teacher", [[0], [1]], details={"unplaced": [1]})
         summary = label_summary(session, ids["dataset"])
-        assert summary.counts["unassigned"] == {"human": 1, "teacher": 1, "reference": 11, "unlabelled": 1}
+        assert summary.counts["unassigned"] == {"human": 1, "teacher": 2, "reference": 10, "unlabelled": 1}
         assert summary.labelled == 13
         exported = export_labels(session, ids["dataset"], tmp_path / "out", seed=3)
     assert sum(exported.sets.values()) == 13 and all(exported.sets.values())
-    assert exported.sources == {"human": 1, "teacher": 1, "reference": 11}
+    assert exported.sources == {"human": 1, "teacher": 2, "reference": 10}
     folder = read_dataset(tmp_path / "out")
     written = {s.id: s for split in ("train", "val", "test") for s in folder[split]}
     assert set(written) == {"glue", "pens", "paint", *(f"x{i}" for i in range(10))}
@@ -355,6 +359,7 @@ def test_export_prefers_human_then_teacher_then_reference(store_url, tmp_path):
     assert written["glue"].cluster_names == ["Glue", ""]
     assert written["pens"].extra["label_source"] == "reference"
     assert written["paint"].clusters == [[0, 1], [2], [3, 4]]
+    assert written["x0"].texts == ["a b", "e f"] and written["x0"].clusters == [[0, 1]]
     # the split choice was saved: a second export (other seed) keeps every set where it was
     with session_scope(store_url) as session:
         again = export_labels(session, ids["dataset"], tmp_path / "again", seed=99)

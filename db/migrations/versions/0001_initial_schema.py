@@ -132,7 +132,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("checkpoint", sa.String(length=1000), nullable=False),
         sa.Column("backbone", sa.String(length=300), nullable=False),
-        sa.Column("mode", sa.String(length=8), nullable=False),
+        sa.Column("mode", sa.String(length=20), nullable=False),
         sa.Column("loss", sa.String(length=50), nullable=False),
         sa.Column("threshold", sa.Float(), nullable=False),
         sa.Column("metrics", JSONType, nullable=False),
@@ -141,7 +141,6 @@ def upgrade() -> None:
         sa.Column("dataset_id", sa.Integer(), nullable=True),
         sa.Column("job_id", sa.Integer(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.CheckConstraint("mode IN ('nia', 'sia', 'fia')", name=op.f("ck_models_mode")),
         sa.ForeignKeyConstraint(
             ["dataset_id"], ["datasets.id"], name=op.f("fk_models_dataset_id_datasets"), ondelete="SET NULL"
         ),
