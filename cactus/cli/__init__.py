@@ -24,6 +24,7 @@ COMMANDS = (
     "predict",
     "report",
     "label",
+    "worker",
 )
 
 
