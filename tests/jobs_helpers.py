@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -142,3 +142,31 @@ def wait_for(predicate: Callable[[], T | None], *, timeout: float = 30.0, what: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+# --- the app's write path, as a separate process (tests/test_db_concurrency.py) -----------------------
+
+def app_edit_sequence(set_ids: list[int], n: int) -> list[tuple[int, Any]]:
+    """``n`` edits over ``set_ids`` in turn, each of which changes the clustering (so each is logged)."""
+    from db.partition import Move, Rename
+
+    edits: list[tuple[int, Any]] = []
+    for i in range(n):
+        set_id = set_ids[i % len(set_ids)]
+        entity = (i // len(set_ids)) % 4
+        edits.append((set_id, Rename(cluster=0, name=f"r{i}") if i % 3 == 0 else Move(entity=entity, to=None,
+                                                                                       name=f"m{i}")))
+    return edits
+
+
+def app_edits(url: str, set_ids: list[int], n: int) -> None:
+    """What the review page does, ``n`` times: one edit per request (transaction), a list now and then."""
+    from db import apply_edit, list_sets, session_scope
+
+    for i, (set_id, edit) in enumerate(app_edit_sequence(set_ids, n)):
+        with session_scope(url) as session:
+            apply_edit(session, set_id, edit, author="app")
+        if i % 20 == 0:
+            with session_scope(url, readonly=True) as session:
+                list_sets(session, 1, has=["teacher"], limit=10)
+    print(f"app: {n} edits done", flush=True)
