@@ -101,6 +101,29 @@ def latest_clusterings(
     return {row.set_id: ClusteringView.of(row) for row in rows}
 
 
+def latest_labels(
+    session: Session,
+    set_ids: Collection[int] | Select[Any],
+    source: str,
+    *,
+    model_id: int | None = None,
+) -> dict[int, np.ndarray]:
+    """Like :func:`latest_clusterings`, but only each clustering's labels (cluster index per entity), fast."""
+    newest = select(func.max(ClusteringRow.id)).where(
+        ClusteringRow.source == source, ClusteringRow.set_id.in_(set_ids))
+    if model_id is not None:
+        newest = newest.where(ClusteringRow.model_id == model_id)
+    rows = session.execute(select(ClusteringRow.set_id, ClusteringRow.clusters)
+                           .where(ClusteringRow.id.in_(newest.group_by(ClusteringRow.set_id))))
+    labels: dict[int, np.ndarray] = {}
+    for set_id, clusters in rows:
+        out = np.empty(sum(len(c) for c in clusters), dtype=np.int64)
+        for c, members in enumerate(clusters):
+            out[members] = c
+        labels[set_id] = out
+    return labels
+
+
 def pair_disagreement(labels_a: Sequence[int], labels_b: Sequence[int]) -> float:
     """Share of entity pairs that one clustering puts together and the other apart (1 - Rand index).
 

@@ -9,7 +9,7 @@ from sqlalchemy import Select, and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from cactus.data import Entity, EntitySet
-from db.clusterings import latest_clusterings, pair_disagreement
+from db.clusterings import latest_labels, pair_disagreement
 from db.edits import edit_stacks
 from db.errors import EditError, NotFoundError, StoreError
 from db.models import SOURCES, SPLITS, ClusteringRow, DatasetRow, EntityRow, ModelRow, SetRow
@@ -36,12 +36,12 @@ def _has_source(source: str, model_id: int | None) -> Any:
 
 def _disagreements(session: Session, set_ids: Collection[int] | Select[Any], model_id: int | None
                    ) -> dict[int, float]:
-    teacher = latest_clusterings(session, set_ids, "teacher")
+    teacher = latest_labels(session, set_ids, "teacher")
     if not teacher:
         return {}
-    model = latest_clusterings(session, list(teacher), "model", model_id=model_id)
-    return {set_id: pair_disagreement(teacher[set_id].labels(), clustering.labels())
-            for set_id, clustering in model.items()}
+    model = latest_labels(session, set_ids, "model", model_id=model_id)
+    return {set_id: pair_disagreement(teacher[set_id], labels) for set_id, labels in model.items()
+            if set_id in teacher}
 
 
 def list_sets(

@@ -25,6 +25,8 @@ COMMANDS = (
     "report",
     "label",
     "worker",
+    "db_import",
+    "db_export",
 )
 
 
