@@ -51,12 +51,16 @@ def _bert_vocab() -> dict[str, int]:
     return vocab
 
 
-def tiny_bert(seed: int = 0, *, hidden_dropout: float = 0.0) -> tuple[BertModel, BertTokenizer]:
+def tiny_bert(
+    seed: int = 0, *, hidden_dropout: float = 0.0, initializer_range: float = 0.02
+) -> tuple[BertModel, BertTokenizer]:
     """A 2-layer, 4-head, 32-wide random BERT (no pooler) and a WordPiece tokenizer built from ``WORDS``.
 
     Args:
         seed: seeds the weight initialisation, so equal seeds give equal models.
         hidden_dropout: dropout of hidden states and attention probabilities (0 keeps forwards deterministic).
+        initializer_range: std of the random weights; BERT's 0.02 gives nearly uniform attention, 0.2 gives
+            attention patterns that change embeddings by about 0.1 (what equivalence tests want).
 
     Returns:
         ``(model, tokenizer)``; the model is in eval mode.
@@ -72,6 +76,7 @@ def tiny_bert(seed: int = 0, *, hidden_dropout: float = 0.0) -> tuple[BertModel,
         hidden_dropout_prob=hidden_dropout,
         attention_probs_dropout_prob=hidden_dropout,
         pad_token_id=0,
+        initializer_range=initializer_range,
     )
     torch.manual_seed(seed)
     model = BertModel(config, add_pooling_layer=False).eval()

@@ -121,13 +121,19 @@ def _check_folder(folder: Path) -> str:
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """Silence transformers' load-time notes (e.g. the unused BERT pooler weights) while loading."""
+    from transformers.utils import logging as hf_logging
+
     logger = logging.getLogger("transformers")
     level = logger.level
+    bar = hf_logging.is_progress_bar_enabled()
     logger.setLevel(logging.ERROR)
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         logger.setLevel(level)
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 def load_backbone(name: str) -> tuple[nn.Module, object]:

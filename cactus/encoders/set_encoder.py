@@ -57,6 +57,9 @@ class SetEncoder(nn.Module):
         self.backbone = model
         self.tokenizer = tokenizer
         self.hidden_size = self.info.hidden_size
+        # Start in the backbone's mode (eval after from_pretrained) rather than nn.Module's default, train:
+        # embed() restores the mode it found, and must not switch a loaded model's dropout on.
+        self.train(model.training)
 
     # ---------------------------------------------------------------- tokenization
     def tokenize_entities(self, sets: Sequence[Sequence[str]]) -> list[list[list[int]]]:
@@ -155,7 +158,7 @@ class SetEncoder(nn.Module):
             batch_size: sets per forward (sets of similar size are batched together).
             mode: one of ``MODES`` (default ``config.mode``).
             device: move the encoder there first (default: where it is).
-            progress: called as ``progress(sets_done, total)`` after every batch.
+            progress: called as ``progress(sets_done, total)`` after every batch (counting non-empty sets).
         """
         mode = check_mode(mode or self.config.mode)
         if batch_size < 1:
