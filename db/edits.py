@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from db.errors import ConflictError, EditError, NotFoundError
@@ -115,9 +115,11 @@ def _record(session: Session, set_id: int, stacks: EditStacks, *, action: str, p
                         after=after.to_json() if after is not None else None,
                         target_seq=target_seq, author=author))
     human = _human_row(session, set_id)
-    if after is None:
+    if after is None:  # undone to before the first accept: no human clustering, so nothing reviewed either
         if human is not None:
             session.execute(delete(ClusteringRow).where(ClusteringRow.id == human.id))
+        session.execute(update(SetRow).where(SetRow.id == set_id).values(reviewed=False, reviewed_at=None,
+                                                                         reviewed_by=None))
         session.flush()
         return None
     if human is None:

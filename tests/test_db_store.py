@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
 from cactus.data import DataError, read_dataset, write_sets
@@ -47,7 +49,7 @@ from db import (
     undo,
 )
 from db.migrate import current_revision, head_revision
-from db.models import ClusteringRow, EditRow, EntityRow, SetRow
+from db.models import Base, ClusteringRow, EditRow, EntityRow, SetRow
 from db.session import get_engine
 from tests.jobs_helpers import DATABASES, make_set, sample_sets, store_database
 
@@ -76,6 +78,9 @@ def test_new_database_is_created_at_the_newest_revision(store_url):
     assert current_revision(engine) == head_revision()
     tables = set(inspect(engine).get_table_names())
     assert {"datasets", "entity_sets", "entities", "clusterings", "edits", "models", "jobs"} <= tables
+    with engine.connect() as connection:  # the migrations build exactly what the models declare
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
 
 
 def test_import_stores_sets_in_order_with_reference_labels(store_url, tmp_path):
@@ -225,7 +230,9 @@ def test_edits_undo_redo_and_rebuild(store_url):
     with session_scope(store_url) as session:  # undo step by step, in another transaction
         for expected in reversed(states[:-1]):
             assert undo(session, glue, author="bo").partition == expected
+        mark_reviewed(session, glue, author="bo")
         assert undo(session, glue, author="bo") is None  # before the accept: no human clustering
+        assert not get_set(session, glue).reviewed  # and so nothing reviewed
         assert get_set(session, glue).human is None and not get_set(session, glue).can_undo
         with pytest.raises(ConflictError, match="nothing to undo"):
             undo(session, glue, author="bo")
