@@ -2,9 +2,9 @@
 
 A job type is a name, a parameter parser and a ``run`` function. ``run`` executes in a child process
 of the worker (``python -m jobs.child``), so it may use the GPU, crash or be killed without harming the
-worker. It reports through the context: ``ctx.progress(0.4, "epoch 2/5")``, ``ctx.metrics(loss=0.31)``,
-and anything it prints (or logs) lands in the job's log tail. It returns a JSON-able dict, stored as
-the job's ``result`` (e.g. ``{"model_id": 3}``).
+worker. It reports through the context: ``ctx.progress(0.4, "epoch 2/5")``, ``ctx.metrics(ARI=0.61)``,
+``ctx.point(step=120, loss=0.31)`` (a loss curve), and anything it prints (or logs) lands in the job's
+log tail. It returns a JSON-able dict, stored as the job's ``result`` (e.g. ``{"model_id": 3}``).
 
 A job whose worker died is run again (once, by default) with ``ctx.attempt`` = 2 and the same
 ``ctx.work_dir``: a job type that keeps its state there (checkpoints) or in the store resumes instead
@@ -106,6 +106,14 @@ class JobContext:
         merged = {**(values or {}), **more}
         if merged:
             self._send({"kind": "metrics", "metrics": merged})
+
+    def point(self, **values: Any) -> None:
+        """Append a point to the job's ``metrics["history"]`` (e.g. ``step=120, loss=0.31``), for live charts.
+
+        The worker keeps the last :data:`jobs.worker.HISTORY_POINTS` points.
+        """
+        if values:
+            self._send({"kind": "point", "point": values})
 
     def log(self, message: str) -> None:
         """Write a line to the job's log."""

@@ -36,6 +36,7 @@ from jobs.queue import JobInfo
 log = logging.getLogger("cactus.worker")
 T = TypeVar("T")
 JOBS_DIR_ENV = "CACTUS_JOBS_DIR"
+HISTORY_POINTS = 2000  # points of metrics["history"] kept per job (the newest)
 
 
 def default_jobs_dir() -> Path:
@@ -242,6 +243,9 @@ class _JobState:
                 self.message = str(message.get("message", ""))
             elif kind == "metrics":
                 self.metrics = {**self.metrics, **dict(message.get("metrics") or {})}
+            elif kind == "point":
+                history = [*self.metrics.get("history", []), dict(message.get("point") or {})]
+                self.metrics = {**self.metrics, "history": history[-HISTORY_POINTS:]}
             elif kind == "result":
                 self.result = dict(message.get("result") or {})
             elif kind == "error":

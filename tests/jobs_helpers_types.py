@@ -49,6 +49,7 @@ def run_steps(ctx: JobContext, params: StepsParams) -> dict[str, Any]:
         print(f"step {i} done (attempt {ctx.attempt})", flush=True)
         ctx.progress((i + 1) / params.steps, f"step {i + 1}/{params.steps}")
         ctx.metrics(steps_done=i + 1)
+        ctx.point(step=i + 1, loss=1.0 / (i + 1))
     return {"steps": params.steps, "resumed_from": len(done), "attempt": ctx.attempt}
 
 

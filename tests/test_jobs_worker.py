@@ -178,6 +178,7 @@ def test_bad_jobs_fail_readably_and_the_worker_goes_on(store_url, tmp_path, work
     assert "Traceback" in jobs[crashing].traceback and "asked to fail" in jobs[crashing].log_tail
     assert jobs[crashing].progress == pytest.approx(1 / 3)
     assert jobs[good].status == "succeeded" and jobs[good].result == {"steps": 2, "resumed_from": 0, "attempt": 1}
+    assert jobs[good].metrics == {"steps_done": 2, "history": [{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.5}]}
 
 
 def test_several_workers_run_each_job_exactly_once(store_url, tmp_path, workers):
