@@ -125,10 +125,12 @@ class JobProcess:
             os.killpg(self._proc.pid, sig)
 
     def close(self) -> None:
-        """Close stdin (a child still running takes that as the worker leaving) and the log file."""
+        """Close stdin (a child still running takes that as the worker leaving), end stragglers, close the log."""
         if self._proc.stdin is not None and not self._proc.stdin.closed:
             with contextlib.suppress(BrokenPipeError):
                 self._proc.stdin.close()
+        if self._proc.poll() is not None:
+            self._signal_group(signal.SIGKILL)  # processes the job left behind in its group
         self.finish_reading(timeout=2.0)
         with self._tail_lock:
             self._log_file.close()

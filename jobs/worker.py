@@ -141,7 +141,11 @@ class Worker:
                     break
                 self._stop.wait(self.config.poll_interval)
                 continue
-            self.run_job(job)
+            try:
+                self.run_job(job)
+            except Exception:  # the store went away mid-job, or a bug: the job's heartbeat goes stale
+                log.exception("job %s: the worker could not supervise it; it will be recovered as stale", job.id)
+                self._stop.wait(self.config.poll_interval)
             done += 1
             if self.config.once:
                 break

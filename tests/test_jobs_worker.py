@@ -231,3 +231,10 @@ def test_label_job_resumes_only_the_sets_still_missing(store_url, tmp_path, work
     assert done.status == "succeeded" and done.result["sets"] == 2 and server.count == 2
     with session_scope(store_url, readonly=True) as session:
         assert get_set(session, first).teacher.producer == "earlier run"
+
+
+def test_max_jobs_stops_the_worker_after_that_many(store_url, tmp_path, workers):
+    ids = [queue(store_url, "test.steps", {"steps": 1}) for _ in range(3)]
+    workers.append(start_worker(store_url, tmp_path, "--max-jobs", "2"))
+    assert workers[0].wait(60) == 0
+    assert [job(store_url, i).status for i in ids] == ["succeeded", "succeeded", "queued"]
