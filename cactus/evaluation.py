@@ -49,3 +49,12 @@ def evaluate_predictions(gold: Sequence[EntitySet], pred: Sequence[EntitySet], *
         scores = clustering_scores(g.labels(), aligned_labels(g, by_id[g.id], pred_name=pred_name))
         per_set.append({"id": g.id, **scores})
     return Evaluation(average_scores(per_set), per_set)
+
+
+def evaluate_model(model_dir: str, sets: Sequence[EntitySet], *, device: str | None = None,
+                   threshold: float | None = None, mode: str | None = None) -> dict[str, float]:
+    """Average scores of a model folder's predictions on labelled ``sets`` (at its validation threshold)."""
+    from cactus.model import ClusteringModel
+
+    model = ClusteringModel.load(model_dir, device=device)
+    return evaluate_predictions(sets, model.predict(sets, threshold=threshold, mode=mode)).average

@@ -45,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pretrain-steps", type=int, default=0,
                         help="first pretrain this many steps on self-supervised sets from the training entities "
                         "(into OUT/pretrained), then fine-tune from there")
+    parser.add_argument("--progress-jsonl", type=Path,
+                        help="also append every progress report as a JSON line here (for job runners)")
     add_model_options(parser)
     parser.set_defaults(func=run)
 
@@ -56,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     init = args.init
     bar = ProgressBar(disable=args.quiet)
+    if args.progress_jsonl:
+        bar = with_jsonl(bar, args.progress_jsonl)
     try:
         if args.pretrain_steps:
             if init:
@@ -74,6 +78,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"saved {result.model_dir} (best epoch {card.epoch}, threshold {card.threshold:+.1f})")
     print("test: " + ", ".join(f"{k} {v:.3f}" for k, v in card.test.items() if k != "sets"))
     return 0
+
+
+def with_jsonl(bar, path: Path):
+    """A callback that draws ``bar`` and appends each report to ``path`` as one JSON line."""
+    import dataclasses
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def report(progress) -> None:
+        bar(progress)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(dataclasses.asdict(progress)) + "\n")
+
+    report.close = bar.close  # type: ignore[attr-defined]
+    return report
 
 
 def _config(cls, args: argparse.Namespace, **extra):

@@ -12,6 +12,7 @@ from torch import nn
 from cactus.losses.augmented_triplet import AugmentedTripletLoss
 from cactus.losses.bce import PairwiseBCELoss
 from cactus.losses.masks import pair_targets
+from cactus.losses.names import LOSS_NAMES
 from cactus.losses.structural import StructuralLoss
 from cactus.losses.triplet import TripletLoss
 
@@ -23,6 +24,9 @@ LOSSES: dict[str, type[nn.Module]] = {
 }
 
 
+assert tuple(LOSSES) == LOSS_NAMES  # the torch-free list of names must follow the registry
+
+
 def build_loss(name: str) -> nn.Module:
     """The loss named ``name`` with the paper's hyperparameters."""
     if name not in LOSSES:
@@ -32,6 +36,7 @@ def build_loss(name: str) -> nn.Module:
 
 __all__ = [
     "LOSSES",
+    "LOSS_NAMES",
     "AugmentedTripletLoss",
     "PairwiseBCELoss",
     "StructuralLoss",

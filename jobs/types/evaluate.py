@@ -1,0 +1,112 @@
+"""The ``evaluate`` job: Table-2-style scores of registered models (and the baselines) on a dataset's test split.
+
+Parameters (JSON):
+
+==============  =================================================================================
+``dataset_id``  the dataset (required)
+``model_ids``   registered models to score (default: the active one)
+``split``       the split to score on (default ``"test"``)
+``baselines``   also score K-Means, Spectral and Agglomerative on frozen embeddings (default true)
+``backbone``    the frozen encoder of the baselines (default ``"minilm"``)
+``human``       ``"reviewed"`` (default) or ``"any"``: which human labels count as truth
+==============  =================================================================================
+
+The truth is each set's best label (human over teacher over reference), exported as in ``finetune``.
+Result: ``{"rows": [{"method", "NMI", "AMI", "RI", "ARI", "F1", "model_id"?}], "sets": n, "split": ...}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.base import JobContext, JobError, JobParamsError, JobType
+
+METRICS = ("NMI", "AMI", "RI", "ARI", "F1")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    dataset_id: int
+    model_ids: tuple[int, ...] | None = None
+    split: str = "test"
+    baselines: bool = True
+    backbone: str = "minilm"
+    human: str = "reviewed"
+
+
+def parse_params(raw: Mapping[str, Any]) -> EvaluateParams:
+    known = {"dataset_id", "model_ids", "split", "baselines", "backbone", "human"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise JobParamsError(f"evaluate: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    dataset_id = raw.get("dataset_id")
+    if isinstance(dataset_id, bool) or not isinstance(dataset_id, int) or dataset_id < 1:
+        raise JobParamsError(f"evaluate: dataset_id must be a dataset's id, got {dataset_id!r}")
+    model_ids = raw.get("model_ids")
+    if model_ids is not None:
+        if not isinstance(model_ids, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                                      for i in model_ids):
+            raise JobParamsError(f"evaluate: model_ids must be a list of model ids, got {model_ids!r}")
+        model_ids = tuple(model_ids)
+    split = raw.get("split", "test")
+    if split not in ("train", "val", "test"):
+        raise JobParamsError(f"evaluate: split must be train, val or test, got {split!r}")
+    baselines = raw.get("baselines", True)
+    if not isinstance(baselines, bool):
+        raise JobParamsError(f"evaluate: baselines must be true or false, got {baselines!r}")
+    backbone = raw.get("backbone", "minilm")
+    if not isinstance(backbone, str) or not backbone.strip():
+        raise JobParamsError(f"evaluate: backbone must be 'minilm' or a folder, got {backbone!r}")
+    human = raw.get("human", "reviewed")
+    if human not in ("reviewed", "any"):
+        raise JobParamsError(f"evaluate: human must be 'reviewed' or 'any', got {human!r}")
+    if not baselines and model_ids == ():
+        raise JobParamsError("evaluate: nothing to score: give model_ids or set baselines to true")
+    return EvaluateParams(dataset_id, model_ids, split, baselines, backbone, human)
+
+
+def run(ctx: JobContext, params: EvaluateParams) -> dict[str, Any]:
+    from cactus.data import read_dataset
+    from cactus.evaluation import evaluate_model
+    from db.datasets import get_dataset
+    from db.export import export_labels
+    from db.registry import active_model, get_model
+
+    data_dir = ctx.work_dir / "data"
+    with ctx.session() as session:
+        dataset = get_dataset(session, params.dataset_id)
+        if params.model_ids is None:
+            active = active_model(session)
+            models = [active] if active is not None else []
+        else:
+            models = [get_model(session, i) for i in params.model_ids]
+        export_labels(session, dataset.id, data_dir, human=params.human)
+    if not models and not params.baselines:
+        raise JobError("evaluate: no model is active and baselines are off: nothing to score")
+    data = read_dataset(data_dir)
+    sets = data[params.split]
+    rows: list[dict[str, Any]] = []
+    steps = len(models) + (1 if params.baselines else 0)
+    for index, model in enumerate(models):
+        ctx.progress(index / steps, f"scoring {model.name}")
+        scores = evaluate_model(model.checkpoint, sets)
+        row = {"method": model.name, "model_id": model.id, **{k: scores[k] for k in METRICS}}
+        rows.append(row)
+        ctx.log(f"{model.name}: " + ", ".join(f"{k} {row[k]:.3f}" for k in METRICS))
+    if params.baselines:
+        from cactus.baselines import run_baselines
+        from cactus.embedding import frozen_embedder
+
+        ctx.progress(len(models) / steps, "scoring the unsupervised baselines")
+        scored = data if params.split == "test" else type(data)(data.root, {**data.splits, "test": sets})
+        report = run_baselines(scored, frozen_embedder(params.backbone), progress=ctx.log)
+        rows.extend(report["rows"])
+    ctx.metrics(rows=rows)
+    ctx.progress(1.0, f"scored {len(rows)} methods on {len(sets)} {params.split} sets")
+    return {"rows": rows, "sets": len(sets), "split": params.split, "dataset": dataset.name}
+
+
+JOB_TYPE = JobType(name="evaluate", summary="score models and baselines on a dataset's test split", run=run,
+                   parse_params=parse_params)

@@ -1,0 +1,101 @@
+"""The finetune, predict and evaluate jobs on a real SQLite store, run by a real worker on a tiny backbone."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from cactus.data import read_dataset
+from db import create_dataset, import_sets, list_sets, session_scope
+from db.registry import active_model, list_models
+from db.sets import get_set
+from jobs.base import JobParamsError
+from jobs.queue import enqueue, get_job
+from tests.jobs_helpers import start_worker
+from tests.tiny_backbones import save_tiny_bert
+from tests.tiny_data import write_tiny_dataset
+
+
+@pytest.fixture
+def store(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    data = read_dataset(write_tiny_dataset(tmp_path / "ds"))
+    with session_scope(url) as session:
+        dataset = create_dataset(session, "tiny", "products")
+        for split in ("train", "val", "test"):
+            import_sets(session, dataset.id, data[split], split=split)
+    yield {"url": url, "dataset_id": dataset.id, "bert": save_tiny_bert(tmp_path / "bert"), "tmp": tmp_path}
+    from db.session import dispose_engines
+
+    dispose_engines()
+
+
+def run_jobs(store, *jobs: tuple[str, dict]) -> list:
+    with session_scope(store["url"]) as session:
+        ids = [enqueue(session, kind, params).id for kind, params in jobs]
+    worker = start_worker(store["url"], store["tmp"], "--exit-when-idle")
+    try:
+        assert worker.wait(240) == 0
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        raise
+    with session_scope(store["url"], readonly=True) as session:
+        return [get_job(session, i) for i in ids]
+
+
+def test_finetune_then_predict_then_evaluate(store):
+    train = {"backbone": str(store["bert"]), "epochs": 2, "batch_size": 2}
+    finetune, predict, evaluate = run_jobs(
+        store,
+        ("finetune", {"dataset_id": store["dataset_id"], "train": train, "pretrain": {"steps": 4},
+                      "name": "tiny-sia"}),
+        ("predict", {"dataset_id": store["dataset_id"]}),
+        ("evaluate", {"dataset_id": store["dataset_id"], "backbone": str(store["bert"])}),
+    )
+    assert finetune.status == "succeeded", (finetune.error, finetune.log_tail)
+    assert finetune.result["name"] == "tiny-sia" and set(finetune.result["test"]) >= {"NMI", "ARI"}
+    history = finetune.metrics["history"]
+    assert any(p.get("phase") == "pretrain" for p in history) and any(p.get("phase") == "validate" for p in history)
+    assert "val_ARI" in finetune.metrics and "test_ARI" in finetune.metrics
+    with session_scope(store["url"], readonly=True) as session:
+        model = active_model(session)
+        assert model is not None and model.name == "tiny-sia" and model.mode == "sia"
+        assert model.metrics["test"]["ARI"] == finetune.result["test"]["ARI"]
+        assert model.training["train_sets"] == 14 and model.training["init"]
+
+    assert predict.status == "succeeded", (predict.error, predict.log_tail)
+    assert predict.result["sets"] == 24
+    with session_scope(store["url"], readonly=True) as session:
+        page = list_sets(session, store["dataset_id"], has=["model"], limit=100)
+        assert page.total == 24
+        detail = get_set(session, page.items[0].id)
+        clustering = detail.latest("model", model.id)
+        assert clustering is not None and clustering.details["threshold"] == model.threshold
+
+    assert evaluate.status == "succeeded", (evaluate.error, evaluate.log_tail)
+    methods = [row["method"] for row in evaluate.result["rows"]]
+    assert methods == ["tiny-sia", "K-Means", "Spectral", "Agglomerative"]
+    assert evaluate.result["rows"][0]["ARI"] == pytest.approx(finetune.result["test"]["ARI"])
+
+
+def test_predict_without_an_active_model_fails_readably(store):
+    (predict,) = run_jobs(store, ("predict", {"dataset_id": store["dataset_id"]}))
+    assert predict.status == "failed" and "no model is active" in predict.error
+    with session_scope(store["url"], readonly=True) as session:
+        assert list_models(session) == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"train": {"epochs": 0}}, "finetune: train: epochs must be at least 1"),
+        ({"train": {"mode": "full"}}, "mode must be one of nia, sia, sia_first, sia_qkey, fia"),
+        ({"train": {"learning_rate": 1}}, "unknown training options: learning_rate"),
+        ({"pretrain": {"steps": -1}}, "finetune: pretrain: steps must be at least 1"),
+        ({"human": "all"}, "human must be 'reviewed' or 'any'"),
+    ],
+)
+def test_bad_finetune_parameters_are_refused_at_enqueue(store, params, message):
+    with session_scope(store["url"]) as session, pytest.raises(JobParamsError, match=message.replace("(", r"\(")):
+        enqueue(session, "finetune", {"dataset_id": store["dataset_id"], **params})
