@@ -31,6 +31,7 @@ Memory is O(N·L·(L + N)) per set and head; nothing is repeated per entity.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -116,13 +117,13 @@ class PackedAttention:
                 keys.append(kb.mean(1))  # (count, L, H, d) -> (count, H, d)
                 values.append(vb.mean(1))
             else:
-                weights = valid / valid.sum(1, keepdim=True)  # (count, L), rows sum to 1
-                keys.append(torch.einsum("cl,clhd->chd", weights.to(kb.dtype), kb))
-                values.append(torch.einsum("cl,clhd->chd", weights.to(vb.dtype), vb))
+                weights = (valid / valid.sum(1, keepdim=True)).to(kb.dtype)  # (count, L), rows sum to 1
+                keys.append(torch.einsum("cl,clhd->chd", weights, kb))
+                values.append(torch.einsum("cl,clhd->chd", weights, vb))
         pad = key.new_zeros(1, *key.shape[1:])  # the summary of a padded entity slot
         k_sum = torch.cat([*keys, pad.to(keys[0].dtype)])[self.entity_index]  # (E+1, H, d) -> (B, N, H, d)
         v_sum = torch.cat([*values, pad.to(values[0].dtype)])[self.entity_index]
-        return k_sum.permute(0, 2, 1, 3), v_sum.permute(0, 2, 1, 3)  # (B, H, N, d)
+        return k_sum.transpose(1, 2), v_sum.transpose(1, 2)  # (B, H, N, d)
 
     def _summary_mask(self, dtype: torch.dtype) -> Tensor:
         """(B, 1, S, N) additive mask of part B: 0 for other real entities, dtype's min for the token's own
@@ -136,60 +137,138 @@ class PackedAttention:
             self._cache[key] = mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
         return self._cache[key]
 
-    def _token_set_coords(self) -> tuple[Tensor, Tensor]:
-        """(set, column) of every packed token in the (B, S) set layout: two (T,) index tensors."""
-        if "coords" not in self._cache:
-            S = self.set_token_index.shape[1]
-            self._cache["coords"] = (self.token_set_pos // S, self.token_set_pos % S)
-        return self._cache["coords"]
-
     def _attend_with_summaries(
         self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float
     ) -> Tensor:
-        """SIA: one softmax per token over its entity's tokens and the other entities' summaries (eq. 3)."""
-        H, d = query.shape[1:]
+        """SIA: one softmax per token over its entity's tokens and the other entities' summaries (eq. 3).
+
+        The joint softmax is merged from two: with lse_A and lse_B the log-sum-exps of the token scores and
+        of the summary scores, the tokens get the total weight w = sigmoid(lse_A - lse_B) and the summaries
+        1 - w, each shared as its own softmax says. So the output is lerp(o_B, o_A, w), with o_A and o_B the
+        outputs of the two softmaxes. (Dropout within each part equals dropout of the joint probabilities.)
+        """
+        o_sum, lse_sum = self._summary_part(query, key, value, scaling, dropout)  # (T, H, d), (T, H)
+        o_tok, lse_tok = self._token_part(query, key, value, scaling, dropout)  # (T, H, d), (T, H)
+        # A set of one entity has no summary: its lse_B is about dtype's min, so w is exactly 1.
+        weight = torch.sigmoid(lse_tok.float() - lse_sum.float())[..., None].to(o_tok.dtype)  # (T, H, 1)
+        if torch.is_grad_enabled() and (o_tok.requires_grad or o_sum.requires_grad):
+            return torch.lerp(o_sum.to(o_tok.dtype), o_tok, weight).to(query.dtype)
+        # Inference: blend into o_A's fresh buffer (new large tensors cost page faults on CPU).
+        return o_tok.lerp_(o_sum.to(o_tok.dtype), 1 - weight).to(query.dtype)
+
+    def _summary_part(
+        self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float
+    ) -> tuple[Tensor, Tensor]:
+        """Part B, per set: each token against the N summaries of its set (own entity and padding masked).
+
+        Returns the softmax output (T, H, d) and log-sum-exp (T, H) of every packed token.
+        """
         k_sum, v_sum = self._summaries(query, key, value)  # (B, H, N, d)
+        T, H, d = query.shape
+        B, S = self.set_token_index.shape
+        # Padded set slots index row T, one past the end: clamp them onto a real row; never read back.
+        index = self.set_token_index.clamp(max=T - 1).view(-1)
+        q_set = query.reshape(T, H * d).index_select(0, index).view(B, S, H, d).transpose(1, 2)  # (B, H, S, d)
+        output, lse = _attention_with_lse(
+            q_set, k_sum.to(q_set.dtype), v_sum.to(q_set.dtype), self._summary_mask(q_set.dtype), scaling, dropout
+        )  # (B, H, S, d), (B, H, S)
+        # Back to packed token order; row-wise index_select is the fast gather on CPU.
+        output = output.transpose(1, 2).reshape(B * S, H * d).index_select(0, self.token_set_pos)  # (T, H * d)
+        lse = lse.transpose(1, 2).reshape(B * S, H).index_select(0, self.token_set_pos)  # (T, H)
+        return output.view(T, H, d), lse
 
-        # Part B, per set: every token of the set against the set's N summaries.
-        q_pad = torch.cat([query, query.new_zeros(1, H, d)])  # row T is the padding token of the set layout
-        q_set = q_pad[self.set_token_index].permute(0, 2, 1, 3)  # (B, S, H, d) -> (B, H, S, d)
-        k_sum = k_sum * scaling  # scale the N summaries rather than the S x N scores
-        s_sum = torch.matmul(q_set, k_sum.transpose(-1, -2).to(q_set.dtype))  # (B, H, S, N)
-        s_sum = s_sum + self._summary_mask(s_sum.dtype)  # own entity and padded slots -> dtype's min
-        # Part B's softmax and its log-sum-exp, without a second exp pass (exp is slow on masked entries):
-        # with m the row max, softmax(s)[argmax] = 1 / sum(exp(s - m)), so lse = m - log(max softmax(s)).
-        # Autograd through both amax terms gives d lse / d s = softmax(s), the exact gradient.
-        # A set of one entity has no summary to attend to: its row is all `min`, so is its lse, and the
-        # joint softmax below gives part B a weight of exactly 0.
-        m_sum = s_sum.amax(-1, keepdim=True)  # (B, H, S, 1)
-        p_sum = torch.softmax(s_sum, -1)  # (B, H, S, N)
-        lse_sum = m_sum - torch.log(p_sum.amax(-1, keepdim=True))  # (B, H, S, 1), log of part B's mass
-        o_sum = torch.matmul(_dropout(p_sum, dropout), v_sum.to(p_sum.dtype))  # (B, H, S, d), normalised
-        # Back to the packed token order, gathering straight from the (B, S, H, .) views: (T, H, d + 1).
-        set_of, col_of = self._token_set_coords()
-        part_b = torch.cat([o_sum, lse_sum.to(o_sum.dtype)], -1).transpose(1, 2)[set_of, col_of]
+    def _token_part(
+        self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float
+    ) -> tuple[Tensor, Tensor]:
+        """Part A, per bucket: each token against its own entity's tokens (with T5's relative bias).
 
-        # Part A, per bucket: tokens against their own entity's tokens, in one softmax with part B's mass.
-        outputs = []
+        Returns the softmax output (T, H, d) and log-sum-exp (T, H) of every packed token.
+        """
+        outputs, lses = [], []
+        H, d = query.shape[1:]
         for b, (offset, count, length) in enumerate(self.segments):
             rows = slice(offset, offset + count * length)
             q, k, v = (x[rows].view(count, length, H, d).transpose(1, 2) for x in (query, key, value))
-            s_tok = torch.matmul(q, k.transpose(-1, -2)) * scaling  # (count, H, L, L)
-            if self.segment_bias is not None:
-                s_tok = s_tok + self.segment_bias[length]  # T5 relative bias, within the entity only
-            valid = self.segment_valid[b]
-            if valid is not None:
-                s_tok = s_tok.masked_fill(~valid[:, None, None, :], torch.finfo(s_tok.dtype).min)
-            pb = part_b[rows].view(count, length, H, d + 1).transpose(1, 2)  # (count, H, L, d + 1)
-            o_b, lse_b = pb[..., :d], pb[..., d:]
-            # Eq. (3): softmax over [own tokens, log-mass of the summaries]; the last column's probability is
-            # the total weight of the summaries, which share it as part B's softmax says.
-            probs = torch.softmax(torch.cat([s_tok, lse_b.to(s_tok.dtype)], -1), -1)  # (count, H, L, L + 1)
-            o = torch.matmul(_dropout(probs[..., :length], dropout), v.to(probs.dtype))  # (count, H, L, d)
-            o = o + probs[..., length:] * o_b.to(probs.dtype)
-            outputs.append(o.transpose(1, 2).reshape(count * length, H, d))
-        out = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
-        return out.to(query.dtype)
+            mask = self._segment_mask(b, q.dtype)  # None, (count, 1, 1, L) bool or (count|1, H, L, L) float
+            if mask is not None and mask.dtype == torch.bool:
+                mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(
+                    ~mask, torch.finfo(q.dtype).min
+                )
+            output, lse = _attention_with_lse(q, k, v, mask, scaling, dropout)  # (count, H, L, d), (count, H, L)
+            outputs.append(output.transpose(1, 2).reshape(count * length, H, d))
+            lses.append(lse.transpose(1, 2).reshape(count * length, H))
+        if len(outputs) == 1:
+            return outputs[0], lses[0]
+        return torch.cat(outputs), torch.cat(lses)
+
+
+def _attention_with_lse(
+    query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, scaling: float, dropout: float
+) -> tuple[Tensor, Tensor]:
+    """Softmax attention that also returns the log-sum-exp of each query's scores.
+
+    Args:
+        query: (X, H, Q, d); key, value: (X, H, K, d); mask: additive, broadcastable to (X, H, Q, K), or None.
+
+    Returns:
+        ``(output (X, H, Q, d), lse (X, H, Q))``. Without autograd and dropout this is one fused PyTorch kernel
+        that returns the log-sum-exp (flash on CPU, memory-efficient on CUDA); otherwise the scores are
+        materialised, since the kernels' log-sum-exp has no gradient.
+    """
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+    if not needs_grad and dropout == 0.0:
+        fused = _fused_attention_with_lse(query, key, value, mask, scaling)
+        if fused is not None:
+            return fused
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (X, H, Q, K)
+    if mask is not None:
+        scores = scores + mask
+    # lse without a second exp pass (exp is slow on masked entries): with m the row max,
+    # softmax(s)[argmax] = 1 / sum(exp(s - m)), so lse = m - log(max softmax(s)); autograd through both
+    # amax terms gives d lse / d s = softmax(s), the exact gradient.
+    top = scores.amax(-1)
+    probs = torch.softmax(scores, -1)
+    lse = top - torch.log(probs.amax(-1))
+    return torch.matmul(_dropout(probs, dropout), value.to(probs.dtype)), lse
+
+
+_FUSED_FAILED: set[str] = set()  # device types whose fused kernel raised once; they use the explicit path
+
+
+def _fused_attention_with_lse(
+    query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, scaling: float
+) -> tuple[Tensor, Tensor] | None:
+    """PyTorch's fused attention kernels that return the log-sum-exp, or None where none applies."""
+    device = query.device.type
+    if device not in ("cpu", "cuda") or device in _FUSED_FAILED:
+        return None
+    if mask is not None:
+        mask = mask.to(query.dtype)
+    try:
+        if device == "cpu":
+            output, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                query, key, value, 0.0, False, attn_mask=mask, scale=scaling
+            )
+            return output, lse
+        X, H, Q, _ = query.shape
+        if mask is not None:
+            # The kernel wants a 4-D bias whose rows start 16-element aligned: pad the key axis, then slice.
+            K = key.shape[2]
+            aligned = mask.new_zeros(*mask.shape[:-1], -(-K // 16) * 16)
+            aligned[..., :K] = mask
+            mask = aligned[..., :K].expand(X, H, Q, K)
+        output, lse, _, _ = torch.ops.aten._scaled_dot_product_efficient_attention(
+            query, key, value, mask, True, 0.0, False, scale=scaling
+        )
+        return output, lse[..., :Q]  # the kernel pads the log-sum-exp to a multiple of 32 queries
+    except RuntimeError as exc:  # a kernel this torch build lacks or refuses: fall back, and say so once
+        _FUSED_FAILED.add(device)
+        warnings.warn(
+            f"cactus: fused attention with log-sum-exp failed on {device} ({exc}); using the explicit path",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
 
 
 @dataclass

@@ -52,10 +52,16 @@ def reference_set_embeddings(encoder, token_ids: Sequence[Sequence[int]], mode: 
 
 def reference_forward(encoder, sets: Sequence[Sequence[str]], mode: str | None = None) -> tuple[Tensor, Tensor]:
     """Same contract as ``SetEncoder.forward`` on texts: ``(embeddings (B, N, D), mask (B, N))``, one set at a time."""
+    return reference_forward_ids(encoder, encoder.tokenize_entities(sets), mode)
+
+
+def reference_forward_ids(
+    encoder, token_ids: Sequence[Sequence[Sequence[int]]], mode: str | None = None
+) -> tuple[Tensor, Tensor]:
+    """``reference_forward`` on token ids (``token_ids[i][j]``: ids of entity j of set i)."""
     mode = check_mode(mode or encoder.config.mode)
-    token_ids = encoder.tokenize_entities(sets)
     per_set = [reference_set_embeddings(encoder, ids, mode) for ids in token_ids]
-    N = max(len(s) for s in sets)
+    N = max(len(s) for s in token_ids)
     embeddings = torch.stack([F.pad(e, (0, 0, 0, N - e.shape[0])) for e in per_set])  # (B, N, D)
-    mask = torch.arange(N)[None, :] < torch.tensor([len(s) for s in sets])[:, None]
+    mask = torch.arange(N)[None, :] < torch.tensor([len(s) for s in token_ids])[:, None]
     return embeddings, mask.to(embeddings.device)
