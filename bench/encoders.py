@@ -46,6 +46,8 @@ from cactus.encoders.packing import pack
 from cactus.encoders.reference import reference_forward_ids
 
 MODES = ("nia", "sia", "sia_first", "sia_qkey", "fia", "reference")
+# "MODE+graph" (CUDA, inference): the same forward captured once in a CUDA graph and replayed, which removes
+# the per-kernel launch cost of eager PyTorch; shown separately, since embed() and training run eagerly.
 DEFAULT_SHAPES = "5x8,5x16,46x8,46x16,128x8,128x16,512x8,512x16"
 
 # The published implementation on an H200, bf16, random-weight Flan-T5-base, batch 16 (4 at 512 entities):
@@ -117,13 +119,14 @@ def reset_peak_rss() -> bool:
 
 def run_config(encoder: SetEncoder, spec: dict, args: argparse.Namespace) -> dict:
     """Time one configuration on an already built encoder; returns its JSON row."""
-    mode, entities, tokens, batch_size, train = (
+    label, entities, tokens, batch_size, train = (
         spec["mode"], spec["entities"], spec["tokens"], spec["batch"], spec["train"],
     )  # fmt: skip
+    mode, graph = label.removesuffix("+graph"), label.endswith("+graph")
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     row = {
-        "mode": mode, "backbone": args.backbone, "device": args.device, "dtype": args.dtype,
+        "mode": label, "backbone": args.backbone, "device": args.device, "dtype": args.dtype,
         "entities": entities, "tokens": tokens, "batch": batch_size, "train": train,
         "sets_per_s": None, "peak_mib": None,
     }  # fmt: skip
@@ -136,7 +139,8 @@ def run_config(encoder: SetEncoder, spec: dict, args: argparse.Namespace) -> dic
                      position_offset=encoder.info.position_offset).to(device)  # fmt: skip
     encoder.train(train)
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=1e-6) if train else None
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
+    # Autocast's weight-cast cache must be off inside a CUDA graph capture.
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16", cache_enabled=not graph)
 
     def forward():
         if mode == "reference":
@@ -156,6 +160,8 @@ def run_config(encoder: SetEncoder, spec: dict, args: argparse.Namespace) -> dic
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    if graph:
+        step = capture_graph(step, train)
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
@@ -184,6 +190,22 @@ def run_config(encoder: SetEncoder, spec: dict, args: argparse.Namespace) -> dic
         row["peak_mib"] = round((rss_kib("VmHWM") - baseline) / 1024, 1)
     encoder.zero_grad(set_to_none=True)
     return row
+
+
+def capture_graph(step, train: bool):
+    """Capture one inference step in a CUDA graph and return its replay (inputs stay in place)."""
+    if train:
+        raise ValueError("CUDA graphs are benchmarked for inference only")
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):  # warm-up on a side stream, as torch.cuda.graph requires
+            step()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
 
 
 def error_row(spec: dict, args: argparse.Namespace, message: str) -> dict:
@@ -233,8 +255,10 @@ def configurations(args: argparse.Namespace) -> list[dict]:
         for entities, tokens in parse(args.train_shapes if train and args.train_shapes else args.shapes):
             batch = args.batch or (4 if entities >= 512 else 16)
             for mode in args.modes.split(","):
-                if mode not in MODES:
-                    raise SystemExit(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+                if mode.removesuffix("+graph") not in MODES:
+                    raise SystemExit(f"unknown mode {mode!r}; choose from {', '.join(MODES)} (+graph on CUDA)")
+                if mode.endswith("+graph") and train:
+                    continue  # CUDA graphs: inference only
                 specs.append({"mode": mode, "entities": entities, "tokens": tokens, "batch": batch, "train": train})
     return specs
 
@@ -254,6 +278,7 @@ def table(rows: list[dict]) -> str:
     """Markdown table: sets/s, peak MiB, ratio to NIA of the same shape and phase, published figure if any."""
     nia = {(r["entities"], r["tokens"], r["train"]): r["sets_per_s"] for r in rows if r["mode"] == "nia"}
     nia_mem = {(r["entities"], r["tokens"], r["train"]): r["peak_mib"] for r in rows if r["mode"] == "nia"}
+    graph_nia = {(r["entities"], r["tokens"], r["train"]): r["sets_per_s"] for r in rows if r["mode"] == "nia+graph"}
     lines = [
         "| phase | entities x tokens | batch | mode | sets/s | peak MiB | vs NIA sets/s | vs NIA memory | published |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -263,8 +288,9 @@ def table(rows: list[dict]) -> str:
         speed = "error: " + r["error"][:60] if r.get("error") else f"{r['sets_per_s']:.1f}"
         memory = "" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
         ratio = memory_ratio = ""
-        if r["sets_per_s"] and nia.get(key):
-            ratio = f"{r['sets_per_s'] / nia[key]:.2f}x"
+        base = nia if not r["mode"].endswith("+graph") else graph_nia
+        if r["sets_per_s"] and base.get(key):
+            ratio = f"{r['sets_per_s'] / base[key]:.2f}x"
         if r["peak_mib"] and nia_mem.get(key):
             memory_ratio = f"{r['peak_mib'] / nia_mem[key]:.2f}x"
         published = ""
