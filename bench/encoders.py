@@ -169,8 +169,13 @@ def run_config(encoder: SetEncoder, spec: dict, args: argparse.Namespace) -> dic
     else:
         baseline = rss_kib() if reset_peak_rss() else None
     deadline = time.perf_counter() + args.config_seconds
-    for _ in range(args.warmup):
+    warm_until = time.perf_counter() + args.warmup_time  # also lets GPU clocks ramp up from idle
+    done = 0
+    while done < args.warmup or time.perf_counter() < warm_until:
         step()
+        done += 1
+        if cuda and done >= args.warmup:
+            torch.cuda.synchronize()
     times: list[float] = []
     while len(times) < args.min_iters or (sum(times) < args.min_time and len(times) < args.max_iters):
         if cuda:
@@ -323,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batch", type=int, default=0, help="sets per batch (default 16, 4 at 512 entities)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed iterations (default 1 CPU, 3 CUDA)")
+    parser.add_argument("--warmup-time", type=float, default=None, help="warm up at least this long (1 s CUDA)")
     parser.add_argument("--min-iters", type=int, default=2)
     parser.add_argument("--max-iters", type=int, default=30)
     parser.add_argument("--min-time", type=float, default=None, help="seconds of timed iterations (default 3/2)")
@@ -342,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but torch sees no CUDA device")
     args.warmup = args.warmup if args.warmup is not None else (3 if args.device == "cuda" else 1)
+    if args.warmup_time is None:
+        args.warmup_time = 1.0 if args.device == "cuda" else 0.0
     args.min_time = args.min_time if args.min_time is not None else (2.0 if args.device == "cuda" else 3.0)
     args.stat = args.stat or ("median" if args.device == "cuda" else "min")
 

@@ -28,8 +28,8 @@ start=$(date +%s)
 
 # 1. Tests: the CUDA checks (fp32 SIA vs the dense reference, bf16 autocast forward+backward), and the CPU suite
 #    under this machine's torch/transformers versions.
-timeout 100 $PY -m pytest -q -p no:cacheprovider -o addopts="" tests/test_encoders_cuda.py tests/test_encoders.py \
-  tests/test_encoders_api.py tests/test_encoders_packing.py 2>&1 | tail -n 40 | tee "$OUT/tests.log"
+TESTS=${TESTS:-tests/test_encoders_cuda.py tests/test_encoders.py tests/test_encoders_api.py tests/test_encoders_packing.py}
+timeout 100 $PY -m pytest -q -p no:cacheprovider -o addopts="" $TESTS 2>&1 | tail -n 40 | tee "$OUT/tests.log"
 echo "tests: $(( $(date +%s) - start )) s" | tee -a "$OUT/tests.log"
 
 # 2. Benchmark: random-weight Flan-T5-base, bf16 autocast, the shapes, inference and training step;

@@ -84,7 +84,28 @@ class PackedAttention:
         return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
 
     def _segment_mask(self, b: int, dtype: torch.dtype) -> Tensor | None:
-        """SDPA mask for bucket b: padding keys off, plus T5's relative bias; None when neither applies."""
+        """SDPA mask for bucket b: padding keys off, plus T5's relative bias; None when neither applies.
+
+        Cached per forward: every layer uses the same (T5 shares its layer-0 bias across layers).
+        """
+        key = ("segment_mask", b, dtype)
+        if key not in self._cache:
+            self._cache[key] = self._build_segment_mask(b, dtype)
+        return self._cache[key]
+
+    def _additive_segment_mask(self, b: int, dtype: torch.dtype) -> Tensor | None:
+        """``_segment_mask`` as an additive float mask (the fused kernels that return lse take no bool)."""
+        key = ("additive_segment_mask", b, dtype)
+        if key not in self._cache:
+            mask = self._segment_mask(b, dtype)
+            if mask is not None and mask.dtype == torch.bool:
+                mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(
+                    ~mask, torch.finfo(dtype).min
+                )
+            self._cache[key] = mask
+        return self._cache[key]
+
+    def _build_segment_mask(self, b: int, dtype: torch.dtype) -> Tensor | None:
         valid = self.segment_valid[b]
         length = self.segments[b][2]
         bias = self.segment_bias[length][None] if self.segment_bias is not None else None  # (1, H, L, L)
@@ -149,12 +170,14 @@ class PackedAttention:
         """
         o_sum, lse_sum = self._summary_part(query, key, value, scaling, dropout)  # (T, H, d), (T, H)
         o_tok, lse_tok = self._token_part(query, key, value, scaling, dropout)  # (T, H, d), (T, H)
-        # A set of one entity has no summary: its lse_B is about dtype's min, so w is exactly 1.
-        weight = torch.sigmoid(lse_tok.float() - lse_sum.float())[..., None].to(o_tok.dtype)  # (T, H, 1)
+        # The summaries' share 1 - w = sigmoid(lse_B - lse_A). A set of one entity has no summary: its lse_B
+        # is about dtype's min, so the share is exactly 0.
+        share = torch.sigmoid(lse_sum - lse_tok).unsqueeze(-1).to(o_tok.dtype)  # (T, H, 1)
+        o_sum = o_sum.to(o_tok.dtype)
         if torch.is_grad_enabled() and (o_tok.requires_grad or o_sum.requires_grad):
-            return torch.lerp(o_sum.to(o_tok.dtype), o_tok, weight).to(query.dtype)
+            return torch.lerp(o_tok, o_sum, share).to(query.dtype)
         # Inference: blend into o_A's fresh buffer (new large tensors cost page faults on CPU).
-        return o_tok.lerp_(o_sum.to(o_tok.dtype), 1 - weight).to(query.dtype)
+        return o_tok.lerp_(o_sum, share).to(query.dtype)
 
     def _summary_part(
         self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float
@@ -166,16 +189,31 @@ class PackedAttention:
         k_sum, v_sum = self._summaries(query, key, value)  # (B, H, N, d)
         T, H, d = query.shape
         B, S = self.set_token_index.shape
-        # Padded set slots index row T, one past the end: clamp them onto a real row; never read back.
-        index = self.set_token_index.clamp(max=T - 1).view(-1)
-        q_set = query.reshape(T, H * d).index_select(0, index).view(B, S, H, d).transpose(1, 2)  # (B, H, S, d)
+        if "set_rows" not in self._cache:
+            # Padded set slots index row T, one past the end: clamp them onto a real row; never read back.
+            self._cache["set_rows"] = self.set_token_index.clamp(max=T - 1).view(-1)
+        q_set = query.reshape(T, H * d).index_select(0, self._cache["set_rows"]).view(B, S, H, d).transpose(1, 2)
+        mask = self._fused_mask("summary", self._summary_mask(q_set.dtype), q_set)  # (B, 1, S, N)
         output, lse = _attention_with_lse(
-            q_set, k_sum.to(q_set.dtype), v_sum.to(q_set.dtype), self._summary_mask(q_set.dtype), scaling, dropout
+            q_set, k_sum.to(q_set.dtype), v_sum.to(q_set.dtype), mask, scaling, dropout
         )  # (B, H, S, d), (B, H, S)
         # Back to packed token order; row-wise index_select is the fast gather on CPU.
         output = output.transpose(1, 2).reshape(B * S, H * d).index_select(0, self.token_set_pos)  # (T, H * d)
         lse = lse.transpose(1, 2).reshape(B * S, H).index_select(0, self.token_set_pos)  # (T, H)
         return output.view(T, H, d), lse
+
+    def _fused_mask(self, name: object, mask: Tensor | None, query: Tensor) -> Tensor | None:
+        """On CUDA without autograd, the mask re-laid for the memory-efficient kernel, which needs its rows
+        16-element aligned; built once per forward. Elsewhere the mask itself."""
+        if mask is None or query.device.type != "cuda" or (torch.is_grad_enabled() and mask.requires_grad):
+            return mask
+        key = ("aligned", name, mask.dtype)
+        if key not in self._cache:
+            K = mask.shape[-1]
+            aligned = mask.new_zeros(*mask.shape[:-1], -(-K // 16) * 16)
+            aligned[..., :K] = mask
+            self._cache[key] = aligned[..., :K]
+        return self._cache[key]
 
     def _token_part(
         self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float
@@ -189,11 +227,7 @@ class PackedAttention:
         for b, (offset, count, length) in enumerate(self.segments):
             rows = slice(offset, offset + count * length)
             q, k, v = (x[rows].view(count, length, H, d).transpose(1, 2) for x in (query, key, value))
-            mask = self._segment_mask(b, q.dtype)  # None, (count, 1, 1, L) bool or (count|1, H, L, L) float
-            if mask is not None and mask.dtype == torch.bool:
-                mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(
-                    ~mask, torch.finfo(q.dtype).min
-                )
+            mask = self._fused_mask(b, self._additive_segment_mask(b, q.dtype), q)  # (count|1, H|1, L|1, L)
             output, lse = _attention_with_lse(q, k, v, mask, scaling, dropout)  # (count, H, L, d), (count, H, L)
             outputs.append(output.transpose(1, 2).reshape(count * length, H, d))
             lses.append(lse.transpose(1, 2).reshape(count * length, H))
@@ -222,13 +256,15 @@ def _attention_with_lse(
             return fused
     scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (X, H, Q, K)
     if mask is not None:
-        scores = scores + mask
-    # lse without a second exp pass (exp is slow on masked entries): with m the row max,
-    # softmax(s)[argmax] = 1 / sum(exp(s - m)), so lse = m - log(max softmax(s)); autograd through both
-    # amax terms gives d lse / d s = softmax(s), the exact gradient.
-    top = scores.amax(-1)
-    probs = torch.softmax(scores, -1)
-    lse = top - torch.log(probs.amax(-1))
+        scores = scores + mask.to(scores.dtype)
+    # Softmax in the scores' dtype (the kernel accumulates in float32), so that autograd keeps one (X, H, Q, K)
+    # tensor, the probabilities, rather than float32 copies (autocast would run softmax in float32).
+    with torch.autocast(query.device.type, enabled=False):
+        probs = torch.softmax(scores, -1)
+    # lse from the probabilities, without a second exp pass: at the row's argmax k, p_k = exp(s_k - lse), so
+    # lse = s_k - log p_k. Its gradient is exact, d lse / d s = softmax(s), and gather keeps only the index.
+    top = scores.argmax(-1, keepdim=True)  # (X, H, Q, 1)
+    lse = (scores.gather(-1, top).float() - torch.log(probs.gather(-1, top).float())).squeeze(-1)
     return torch.matmul(_dropout(probs, dropout), value.to(probs.dtype)), lse
 
 
@@ -252,11 +288,8 @@ def _fused_attention_with_lse(
             return output, lse
         X, H, Q, _ = query.shape
         if mask is not None:
-            # The kernel wants a 4-D bias whose rows start 16-element aligned: pad the key axis, then slice.
-            K = key.shape[2]
-            aligned = mask.new_zeros(*mask.shape[:-1], -(-K // 16) * 16)
-            aligned[..., :K] = mask
-            mask = aligned[..., :K].expand(X, H, Q, K)
+            # A 4-D bias; PackedAttention._fused_mask has aligned its rows (the kernel checks).
+            mask = mask.expand(X, H, Q, key.shape[2])
         output, lse, _, _ = torch.ops.aten._scaled_dot_product_efficient_attention(
             query, key, value, mask, True, 0.0, False, scale=scaling
         )
