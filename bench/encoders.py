@@ -10,6 +10,9 @@ random token ids, each entity exactly ``tokens`` long including special tokens, 
 * Peak memory on CUDA: ``torch.cuda.max_memory_allocated`` (weights and optimizer state included). On CPU: the
   peak RSS of a fresh process per configuration (forked from this one before torch runs anything) minus that
   process's RSS once the model, optimizer and batch exist; Linux ``/proc/self/clear_refs`` resets the peak.
+* On CPU the modes of one shape and phase are then timed together in one more process, one iteration of each in
+  turn, so that load from other processes on a shared machine falls on all of them alike. On CUDA each
+  configuration runs in this process, one after the other.
 * ``--dtype bf16`` runs under ``torch.autocast`` with float32 weights, as training does.
 
 Rows go to ``--out`` as JSON lines with the keys mode, backbone, device, dtype, entities, tokens, batch, train,
@@ -117,19 +120,22 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def run_config(encoder: SetEncoder, spec: dict, args: argparse.Namespace) -> dict:
-    """Time one configuration on an already built encoder; returns its JSON row."""
+def base_row(spec: dict, args: argparse.Namespace) -> dict:
+    """A configuration's JSON row, before measuring."""
+    return {
+        "mode": spec["mode"], "backbone": args.backbone, "device": args.device, "dtype": args.dtype,
+        "entities": spec["entities"], "tokens": spec["tokens"], "batch": spec["batch"], "train": spec["train"],
+        "sets_per_s": None, "peak_mib": None,
+    }  # fmt: skip
+
+
+def prepare_step(encoder: SetEncoder, spec: dict, args: argparse.Namespace):
+    """Synthetic batch, optimizer (training) and a ``step()`` that runs one inference or training step."""
     label, entities, tokens, batch_size, train = (
         spec["mode"], spec["entities"], spec["tokens"], spec["batch"], spec["train"],
     )  # fmt: skip
     mode, graph = label.removesuffix("+graph"), label.endswith("+graph")
     device = torch.device(args.device)
-    cuda = device.type == "cuda"
-    row = {
-        "mode": label, "backbone": args.backbone, "device": args.device, "dtype": args.dtype,
-        "entities": entities, "tokens": tokens, "batch": batch_size, "train": train,
-        "sets_per_s": None, "peak_mib": None,
-    }  # fmt: skip
     token_ids = synthetic_sets(encoder, batch_size, entities, tokens)
     if mode == "reference":
         batch = None
@@ -137,7 +143,6 @@ def run_config(encoder: SetEncoder, spec: dict, args: argparse.Namespace) -> dic
         layout = "set" if mode == "fia" else "entity"
         batch = pack(token_ids, layout=layout, pad_id=encoder.tokenizer.pad_token_id,
                      position_offset=encoder.info.position_offset).to(device)  # fmt: skip
-    encoder.train(train)
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=1e-6) if train else None
     # Autocast's weight-cast cache must be off inside a CUDA graph capture.
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16", cache_enabled=not graph)
@@ -148,6 +153,7 @@ def run_config(encoder: SetEncoder, spec: dict, args: argparse.Namespace) -> dic
         return encoder(batch, mode)
 
     def step() -> None:
+        encoder.train(train)
         if not train:
             with torch.no_grad(), autocast:
                 forward()
@@ -161,38 +167,43 @@ def run_config(encoder: SetEncoder, spec: dict, args: argparse.Namespace) -> dic
         optimizer.zero_grad(set_to_none=True)
 
     if graph:
+        encoder.train(train)
         step = capture_graph(step, train)
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        baseline = rss_kib() if reset_peak_rss() else None
+    return step
+
+
+def summarise(times: list[float], batch_size: int, args: argparse.Namespace) -> float:
+    """sets/s from per-iteration seconds: median (CUDA) or minimum (CPU), see the module docstring."""
+    seconds = statistics.median(times) if args.stat == "median" else min(times)
+    return round(batch_size / seconds, 3)
+
+
+def run_config(encoder: SetEncoder, spec: dict, args: argparse.Namespace) -> dict:
+    """CUDA: time one configuration on an already built encoder, with its peak allocated memory."""
+    row = base_row(spec, args)
+    step = prepare_step(encoder, spec, args)
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
     deadline = time.perf_counter() + args.config_seconds
     warm_until = time.perf_counter() + args.warmup_time  # also lets GPU clocks ramp up from idle
     done = 0
     while done < args.warmup or time.perf_counter() < warm_until:
         step()
         done += 1
-        if cuda and done >= args.warmup:
+        if done >= args.warmup:
             torch.cuda.synchronize()
     times: list[float] = []
     while len(times) < args.min_iters or (sum(times) < args.min_time and len(times) < args.max_iters):
-        if cuda:
-            torch.cuda.synchronize()
+        torch.cuda.synchronize()
         start = time.perf_counter()
         step()
-        if cuda:
-            torch.cuda.synchronize()
+        torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-        if time.perf_counter() > deadline and len(times) >= 1:
+        if time.perf_counter() > deadline:
             break
-    seconds = statistics.median(times) if args.stat == "median" else min(times)
-    row["sets_per_s"] = round(batch_size / seconds, 3)
-    if cuda:
-        row["peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    elif baseline is not None:
-        row["peak_mib"] = round((rss_kib("VmHWM") - baseline) / 1024, 1)
+    row["sets_per_s"] = summarise(times, spec["batch"], args)
+    row["peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     encoder.zero_grad(set_to_none=True)
     return row
 
@@ -215,38 +226,100 @@ def capture_graph(step, train: bool):
 
 def error_row(spec: dict, args: argparse.Namespace, message: str) -> dict:
     """The row of a configuration that failed."""
-    return {
-        "mode": spec["mode"], "backbone": args.backbone, "device": args.device, "dtype": args.dtype,
-        "entities": spec["entities"], "tokens": spec["tokens"], "batch": spec["batch"], "train": spec["train"],
-        "sets_per_s": None, "peak_mib": None, "error": message,
-    }  # fmt: skip
+    return {**base_row(spec, args), "error": message}
 
 
-def _worker(spec: dict, args: argparse.Namespace, queue) -> None:
-    """CPU: one configuration in a fresh (forked) process."""
+def group_by_shape(specs: list[dict]) -> list[list[dict]]:
+    """Consecutive configurations of equal shape, batch and phase."""
+    groups: list[list[dict]] = []
+    for spec in specs:
+        key = (spec["entities"], spec["tokens"], spec["batch"], spec["train"])
+        if groups and (groups[-1][0]["entities"], groups[-1][0]["tokens"], groups[-1][0]["batch"],
+                       groups[-1][0]["train"]) == key:  # fmt: skip
+            groups[-1].append(spec)
+        else:
+            groups.append([spec])
+    return groups
+
+
+def _memory_worker(spec: dict, args: argparse.Namespace, queue) -> None:
+    """CPU, in a fresh (forked) process: peak RSS during one step, minus the RSS once all is built."""
     try:
         if args.threads:
             torch.set_num_threads(args.threads)
         encoder = build_encoder(args.backbone)
-        queue.put(run_config(encoder, spec, args))
+        step = prepare_step(encoder, spec, args)
+        if not reset_peak_rss():
+            queue.put(None)
+            return
+        baseline = rss_kib()
+        step()
+        queue.put(round((rss_kib("VmHWM") - baseline) / 1024, 1))
     except Exception as exc:  # report any failure as the row's error, keep the benchmark going
-        queue.put(error_row(spec, args, f"{type(exc).__name__}: {exc}"[:300]))
+        queue.put(f"{type(exc).__name__}: {exc}"[:300])
 
 
-def run_cpu(spec: dict, args: argparse.Namespace) -> dict:
-    """Fork a fresh process for one configuration and collect its row (or the reason it died)."""
+def _timing_worker(specs: list[dict], args: argparse.Namespace, queue) -> None:
+    """CPU: time the modes of one shape and phase in one process, interleaved iteration by iteration, so that
+    load from other processes on a shared machine falls on all of them alike."""
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        encoder = build_encoder(args.backbone)
+        steps = [prepare_step(encoder, spec, args) for spec in specs]
+        for _ in range(args.warmup):
+            for step in steps:
+                step()
+        times: list[list[float]] = [[] for _ in specs]
+        deadline = time.perf_counter() + args.config_seconds * len(specs)
+        while True:
+            for step, spent in zip(steps, times, strict=True):
+                start = time.perf_counter()
+                step()
+                spent.append(time.perf_counter() - start)
+            enough = all(len(t) >= args.min_iters and (sum(t) >= args.min_time or len(t) >= args.max_iters)
+                         for t in times)  # fmt: skip
+            if enough or time.perf_counter() > deadline:
+                break
+        queue.put([summarise(t, spec["batch"], args) for t, spec in zip(times, specs, strict=True)])
+    except Exception as exc:
+        queue.put(f"{type(exc).__name__}: {exc}"[:300])
+
+
+def _fork(target, *arguments, timeout: float):
+    """Run ``target(*arguments, queue)`` in a forked process; its answer, or an error string."""
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
-    process = ctx.Process(target=_worker, args=(spec, args, queue))
+    process = ctx.Process(target=target, args=(*arguments, queue))
     process.start()
-    process.join(args.config_seconds + 120)
+    process.join(timeout)
     if process.is_alive():
         process.kill()
         process.join()
-        return error_row(spec, args, f"timed out after {args.config_seconds + 120} s")
+        return f"timed out after {timeout:.0f} s"
     if queue.empty():
-        return error_row(spec, args, f"worker died (exit code {process.exitcode}; out of memory?)")
+        return f"worker died (exit code {process.exitcode}; out of memory?)"
     return queue.get()
+
+
+def run_cpu_group(specs: list[dict], args: argparse.Namespace) -> list[dict]:
+    """CPU rows of one shape and phase: memory per configuration (fresh processes), then interleaved timing."""
+    rows = [base_row(spec, args) for spec in specs]
+    for spec, row in zip(specs, rows, strict=True):
+        peak = _fork(_memory_worker, spec, args, timeout=args.config_seconds + 120)
+        if isinstance(peak, str):
+            row["error"] = peak
+        else:
+            row["peak_mib"] = peak
+    alive = [i for i, row in enumerate(rows) if "error" not in row]
+    if alive:
+        speeds = _fork(_timing_worker, [specs[i] for i in alive], args, timeout=(args.config_seconds + 60) * len(alive))
+        for n, i in enumerate(alive):
+            if isinstance(speeds, str):
+                rows[i]["error"] = speeds
+            else:
+                rows[i]["sets_per_s"] = speeds[n]
+    return rows
 
 
 # --------------------------------------------------------------------------- driver
@@ -344,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.backbone, args.device, args.modes = "minilm", "cpu", "nia,sia,fia"
         args.shapes, args.train_shapes, args.phase = "5x16,46x8,46x16", "5x16", "both"
-        args.min_time = args.min_time or 2.0
+        args.min_time = args.min_time or 1.0
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but torch sees no CUDA device")
     args.warmup = args.warmup if args.warmup is not None else (3 if args.device == "cuda" else 1)
@@ -357,23 +430,27 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"environment": environment(args), "args": {k: str(v) for k, v in vars(args).items()}}))
     encoder = build_encoder(args.backbone).to(args.device) if args.device == "cuda" else None
     rows: list[dict] = []
-    for spec in configurations(args):
+    specs = configurations(args)
+    # CPU: the modes of one shape and phase are measured together (see _timing_worker).
+    groups = [specs[i : i + 1] for i in range(len(specs))] if encoder is not None else group_by_shape(specs)
+    for group in groups:
         if args.budget and time.perf_counter() - started > args.budget:
-            row = error_row(spec, args, "skipped: time budget spent")
+            new = [error_row(spec, args, "skipped: time budget spent") for spec in group]
         elif encoder is None:
-            row = run_cpu(spec, args)
+            new = run_cpu_group(group, args)
         else:
             try:
-                row = run_config(encoder, spec, args)
+                new = [run_config(encoder, group[0], args)]
             except torch.OutOfMemoryError:
-                row = error_row(spec, args, "out of memory")
+                new = [error_row(group[0], args, "out of memory")]
             except Exception as exc:
                 traceback.print_exc()
-                row = error_row(spec, args, f"{type(exc).__name__}: {exc}"[:300])
+                new = [error_row(group[0], args, f"{type(exc).__name__}: {exc}"[:300])]
             encoder.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        for row in new:
+            rows.append(row)
+            print(json.dumps(row), flush=True)
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
