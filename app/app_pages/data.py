@@ -1,0 +1,197 @@
+"""Data: upload entity sets (a sets JSONL file, a CSV, or pasted text), check them, and save them as a dataset;
+the datasets already in the store; the bundled demo."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import bootstrap, state, uploads, widgets
+from app.uploads import ParsedUpload
+from cactus.data import DataError
+from db import DatasetInfo, create_dataset, delete_dataset, import_sets
+from db.errors import StoreError
+from jobs.base import JobParamsError
+from jobs.queue import enqueue
+
+EXAMPLES = {
+    "sets JSONL": '{"id": "s1", "entities": [{"id": "p1", "text": "glue stick"}, {"id": "p2", "text": "hot glue gun"}, '
+                  '{"id": "p3", "text": "candle wick"}], "clusters": [[0, 1], [2]], "cluster_names": ["Glue", '
+                  '"Candles"]}\n{"id": "s2", "entities": [{"id": "q1", "text": "beeswax sheets"}, {"id": "q2", '
+                  '"text": "soy wax flakes"}]}',
+    "CSV": "set_id,text,cluster\ns1,glue stick,Glue\ns1,hot glue gun,Glue\ns1,candle wick,Candles\n"
+           "s2,beeswax sheets,\ns2,soy wax flakes,",
+    "text": "glue stick\nhot glue gun\ncandle wick\n\nbeeswax sheets\nsoy wax flakes",
+}
+SPLIT_CHOICES = {"file": "as the file says (a \"split\" key), else unassigned", "unassigned": "unassigned (dealt "
+                 "into train/val/test when a model is trained)", "train": "train", "val": "validation", "test": "test"}
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the sets…")
+def read_upload(name: str, data: bytes) -> ParsedUpload:
+    return uploads.parse_upload(name, data)
+
+
+def formats_help() -> None:
+    with st.expander("Formats"):
+        st.markdown("**Sets JSONL**: one set a line; `clusters` (entity positions) and `cluster_names` are optional "
+                    "and become reference labels. **CSV**: a header `set_id,text[,cluster]`, one entity a row. "
+                    "**Text**: one entity a line, a blank line between sets.")
+        for name, example in EXAMPLES.items():
+            st.caption(name)
+            st.code(example, language="json" if name == "sets JSONL" else "text")
+
+
+def choose_input() -> ParsedUpload | None:
+    """The sets from an upload or from pasted text, validated; None (with a message) when there are none."""
+    source = st.segmented_control("Add sets from", ["a file", "pasted text"], default="a file", key="data_source")
+    try:
+        if source == "pasted text":
+            text = st.text_area("One entity a line, a blank line between sets", height=220, key="data_paste",
+                                placeholder=EXAMPLES["text"])
+            prefix = st.text_input("Name the sets", value="set", key="data_prefix",
+                                   help="Sets are called PREFIX-1, PREFIX-2, …")
+            if not text.strip():
+                st.info("Paste some sets above to preview them.")
+                return None
+            return uploads.parse_text(text, prefix=prefix.strip() or "set")
+        upload = st.file_uploader("Sets file (.jsonl, .csv or .txt)", type=["jsonl", "json", "ndjson", "csv", "tsv",
+                                                                          "txt"],
+                                  key=f"data_upload_{st.session_state.get('data_uploads', 0)}")
+        if upload is None:
+            st.info("Choose a file to preview its sets. Nothing is saved until you press **Save**.")
+            return None
+        return read_upload(upload.name, upload.getvalue())
+    except DataError as exc:
+        st.error(f"**{exc}**\n\nFix this and try again; nothing was saved.", icon=":material/error:")
+        return None
+
+
+def preview(parsed: ParsedUpload) -> None:
+    columns = st.columns(4)
+    columns[0].metric("Sets", len(parsed.sets), border=True)
+    columns[1].metric("Entities", parsed.entities, border=True)
+    columns[2].metric("With reference clusters", parsed.labelled, border=True)
+    columns[3].metric("Largest set", max(len(s) for s in parsed.sets), border=True)
+    st.dataframe(uploads.preview_rows(parsed.sets), hide_index=True, width="stretch", height=260,
+                 column_config={"texts": st.column_config.TextColumn("first entities", width="large")})
+    if len(parsed.sets) > 200:
+        st.caption(f"The first 200 of {len(parsed.sets)} sets.")
+
+
+def save_form(parsed: ParsedUpload) -> None:
+    found = state.datasets()
+    noun = st.radio("The entities are", ["products", "queries"], horizontal=True, key="data_noun",
+                    help="Used in the teacher's prompt.")
+    target = st.radio("Save into", ["a new dataset", "an existing dataset"], horizontal=True, key="data_target",
+                      disabled=not found) if found else "a new dataset"
+    if target == "a new dataset":
+        name = st.text_input("Dataset name", value=uploads.default_dataset_name(parsed.source), key="data_name")
+        existing: DatasetInfo | None = None
+    else:
+        by_id = {d.id: d for d in found}
+        existing = by_id[st.selectbox("Dataset", list(by_id), format_func=lambda i: by_id[i].name, key="data_into")]
+        name = existing.name
+    split = st.selectbox("Split of these sets", list(SPLIT_CHOICES), format_func=SPLIT_CHOICES.__getitem__,
+                         key="data_split")
+    if not st.button("Save", type="primary", icon=":material/save:", key="data_save"):
+        return
+    if not name.strip():
+        st.error("Give the dataset a name.")
+        return
+    bar = st.progress(0.0, text="Saving…")
+    try:
+        with state.writing() as session:
+            dataset_id = existing.id if existing is not None else create_dataset(session, name, noun).id
+            summary = import_sets(session, dataset_id, parsed.sets, split=None if split == "file" else split,
+                                  producer=parsed.source,
+                                  on_progress=lambda done, total: bar.progress(done / total,
+                                                                               text=f"Saved {done}/{total} sets"))
+    except (StoreError, DataError) as exc:
+        bar.empty()
+        st.error(f"Nothing was saved: {exc}")
+        return
+    st.session_state["data_uploads"] = st.session_state.get("data_uploads", 0) + 1
+    st.session_state["dataset_current"] = summary.dataset_id
+    st.session_state.pop("dataset_choice", None)
+    st.session_state["data_saved"] = (summary.dataset_id, name, summary.sets, summary.entities, summary.labelled)
+    st.rerun()
+
+
+def saved_message() -> None:
+    saved = st.session_state.get("data_saved")
+    if not saved:
+        return
+    dataset_id, name, sets, entities, labelled = saved
+    st.success(f"Saved {sets} sets ({entities} entities, {labelled} with reference clusters) into {name!r}.")
+    with st.container(horizontal=True):
+        st.page_link(widgets.PAGES["review"], label="Review them", icon=":material/compare:")
+        if state.teacher_key_set():
+            if st.button("Ask the teacher to cluster them", icon=":material/psychology:", key="data_label"):
+                try:
+                    with state.writing() as session:
+                        job = enqueue(session, "label", {"dataset_id": dataset_id, "sets": "missing"})
+                    st.session_state["data_label_job"] = job.id
+                except (JobParamsError, StoreError) as exc:
+                    st.error(str(exc))
+        else:
+            st.caption("Set ANTHROPIC_API_KEY where you start `cactus app` to let the teacher (Claude) cluster them.")
+    if st.session_state.get("data_label_job"):
+        widgets.job_monitor(st.session_state["data_label_job"], key="data_label")
+
+
+def demo_offer(found: list[DatasetInfo]) -> None:
+    if any(d.name == bootstrap.DEMO_DATASET for d in found):
+        return
+    with st.container(border=True):
+        st.markdown("**The bundled demo**: 300 sets of toy-product titles with reference labels (from the CC BY-SA "
+                    "\"Toy Products on Amazon\" sample), and a small demo model trained on them in a few minutes.")
+        train = st.checkbox("Also train the demo model (CPU, a few minutes)", value=bootstrap.minilm_available(),
+                            disabled=not bootstrap.minilm_available(), key="data_demo_train")
+        if st.button("Load the demo", icon=":material/toys:", key="data_demo"):
+            bar = st.progress(0.0, text="Loading the demo…")
+            try:
+                with state.writing() as session:
+                    setup = bootstrap.import_demo(session, train=train, on_progress=lambda done, total: bar.progress(
+                        done / total, text=f"Saved {done}/{total} sets"))
+            except (StoreError, DataError, JobParamsError) as exc:
+                st.error(f"The demo could not be loaded: {exc}")
+                return
+            st.session_state["dataset_current"] = setup.summary.dataset_id
+            st.session_state.pop("dataset_choice", None)
+            st.rerun()
+
+
+def datasets_table(found: list[DatasetInfo]) -> None:
+    st.subheader("Datasets in the store")
+    if not found:
+        st.info("No datasets yet: add sets above, or load the demo.")
+        return
+    st.dataframe([{"dataset": d.name, "of": d.noun, "sets": d.sets, "reviewed": d.reviewed,
+                   "created": d.created_at.astimezone().strftime("%Y-%m-%d %H:%M")} for d in found],
+                 hide_index=True, width="stretch")
+    with st.expander("Delete a dataset"):
+        by_id = {d.id: d for d in found}
+        chosen = st.selectbox("Dataset", list(by_id), format_func=lambda i: by_id[i].name, key="data_delete_choice")
+        sure = st.checkbox(f"Delete {by_id[chosen].name!r} with its sets, clusterings and edit logs (models stay)",
+                           key="data_delete_sure")
+        if st.button("Delete", disabled=not sure, key="data_delete", icon=":material/delete:"):
+            with state.writing() as session:
+                delete_dataset(session, chosen)
+            st.session_state.pop("dataset_current", None)
+            st.rerun()
+
+
+widgets.page_intro("Data", "Add entity sets (product titles, search queries, …) to the store; sets that come with "
+                   "clusters keep them as reference labels.", ":material/upload_file:")
+widgets.active_jobs_banner()
+saved_message()
+parsed = choose_input()
+formats_help()
+if parsed is not None:
+    st.subheader(f"Preview of {parsed.source}")
+    preview(parsed)
+    save_form(parsed)
+st.divider()
+existing = state.datasets()
+demo_offer(existing)
+datasets_table(existing)

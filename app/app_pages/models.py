@@ -1,0 +1,166 @@
+"""Models: the registry of trained models with their scores, threshold and training data; make one active, let it
+cluster a dataset, and compare two models on a dataset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from app import actions, state, widgets
+from app.compare import agreement
+from cactus.metrics import METRICS
+from db import ModelInfo, activate_model, latest_clusterings
+from db.errors import StoreError
+from db.models import SetRow
+from jobs.base import JobParamsError
+from jobs.queue import enqueue
+
+
+def registry_table(found: list[ModelInfo]) -> None:
+    names = {d.id: d.name for d in state.datasets()}
+    rows = []
+    for m in found:
+        test = m.metrics.get("test") or {}
+        rows.append({"active": "●" if m.active else "", "model": m.name, "mode": m.mode, "loss": m.loss,
+                     "threshold": round(m.threshold, 3), **{f"test {k}": test.get(k) for k in METRICS},
+                     "train sets": m.training.get("train_sets"), "dataset": names.get(m.dataset_id, ""),
+                     "created": m.created_at.astimezone().strftime("%Y-%m-%d %H:%M")})
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={f"test {k}": st.column_config.NumberColumn(f"test {k}", format="%.3f")
+                                for k in METRICS})
+
+
+def model_details(model: ModelInfo) -> None:
+    st.markdown(f"**{model.name}** · {model.mode.upper()} · {model.loss} · backbone `{model.backbone}`")
+    if model.active:
+        st.success("This is the active model: Review shows its clusterings and similarities.", icon=":material/star:")
+    elif st.button("Make it the active model", type="primary", key="models_activate", icon=":material/star:"):
+        with state.writing() as session:
+            activate_model(session, model.id)
+        st.toast(f"{model.name} is now the active model")
+        st.rerun()
+    test, validation = model.metrics.get("test") or {}, model.metrics.get("validation") or {}
+    columns = st.columns(len(METRICS) + 1)
+    columns[0].metric("Threshold", f"{model.threshold:+.2f}", border=True,
+                      help="Average-link clustering joins entities above this cosine similarity (chosen on "
+                           "validation).")
+    for column, metric in zip(columns[1:], METRICS, strict=True):
+        value, val = test.get(metric), validation.get(metric)
+        column.metric(f"test {metric}", f"{value:.3f}" if value is not None else "–",
+                      delta=f"validation {val:.3f}" if val is not None else None, delta_color="off",
+                      delta_arrow="off", border=True)
+    training = model.training
+    human = {"reviewed": "people's clusterings of reviewed sets", "any": "people's clusterings of any corrected set"}
+    sources = human.get(training.get("label_human", ""))
+    facts = [f"{training[k]} {k.replace('_', ' ')}" for k in ("train_sets", "val_sets", "test_sets") if k in training]
+    if training.get("epochs"):
+        facts.append(f"{training['epochs']} epochs (best: {training.get('best_epoch', '?')})")
+    labels = f"; labels: {sources}, else the teacher's, else reference" if sources else ""
+    st.caption("Trained on " + (", ".join(facts) or "unrecorded data") + labels + f" · checkpoint `{model.checkpoint}`")
+    history = training.get("history") or []
+    chart = widgets.validation_chart([{"phase": "validate", "epoch": row["epoch"], **(row.get("validation") or {})}
+                                      for row in history if "epoch" in row])
+    if chart is not None:
+        st.plotly_chart(chart, key=f"models_history_{model.id}")
+    with st.expander("Training configuration"):
+        st.json(training.get("config") or training, expanded=False)
+
+
+def predict_panel(model: ModelInfo) -> None:
+    found = state.datasets()
+    if not found:
+        return
+    by_id = {d.id: d for d in found}
+    left, right = st.columns([3, 2], vertical_alignment="bottom")
+    chosen = left.selectbox("Cluster the sets of", list(by_id), format_func=lambda i: by_id[i].name,
+                            key="models_predict_dataset")
+    if right.button("Cluster the sets it has not clustered yet", key="models_predict", icon=":material/hub:"):
+        try:
+            with state.writing() as session:
+                st.session_state["models_predict_job"] = actions.predict_dataset(session, chosen, model.id).id
+        except (JobParamsError, StoreError) as exc:
+            st.error(str(exc))
+    if st.session_state.get("models_predict_job"):
+        widgets.job_monitor(st.session_state["models_predict_job"], key="models_predict")
+
+
+def stored_agreement(dataset_id: int, a: ModelInfo, b: ModelInfo) -> dict[str, Any] | None:
+    """Mean ARI/AMI between the two models' stored clusterings of the dataset's sets that both clustered."""
+    from sqlalchemy import select
+
+    def load(session):
+        ids = select(SetRow.id).where(SetRow.dataset_id == dataset_id)
+        sizes = dict(session.execute(select(SetRow.id, SetRow.size).where(SetRow.dataset_id == dataset_id)).all())
+        return (latest_clusterings(session, ids, "model", model_id=a.id),
+                latest_clusterings(session, ids, "model", model_id=b.id), sizes)
+
+    left, right, sizes = state.read(load)
+    both = sorted(set(left) & set(right))
+    if not both:
+        return None
+    scores = [agreement(left[i].clusters, right[i].clusters, sizes[i]) for i in both]
+    return {"sets": len(both), "ARI": float(np.mean([s["ARI"] for s in scores])),
+            "AMI": float(np.mean([s["AMI"] for s in scores])),
+            "identical": sum(s["ARI"] > 0.999999 for s in scores)}
+
+
+def compare_panel(found: list[ModelInfo]) -> None:
+    st.subheader("Compare two models")
+    if len(found) < 2:
+        st.caption("Register a second model (Train page) to compare two.")
+        return
+    datasets = {d.id: d for d in state.datasets()}
+    by_id = {m.id: m for m in found}
+    ids = list(by_id)
+    columns = st.columns(3)
+    first = columns[0].selectbox("Model A", ids, format_func=lambda i: by_id[i].name, key="models_a")
+    second = columns[1].selectbox("Model B", ids, index=1, format_func=lambda i: by_id[i].name, key="models_b")
+    dataset_id = columns[2].selectbox("On the dataset", list(datasets), format_func=lambda i: datasets[i].name,
+                                      key="models_compare_dataset")
+    if first == second:
+        st.info("Choose two different models.")
+        return
+    together = stored_agreement(dataset_id, by_id[first], by_id[second])
+    if together:
+        st.caption(f"On the {together['sets']} sets both have clustered: mean ARI {together['ARI']:.3f}, mean AMI "
+                   f"{together['AMI']:.3f} between them; identical clusterings on {together['identical']} sets.")
+    if st.button("Score both on the test split", key="models_compare", icon=":material/leaderboard:"):
+        try:
+            with state.writing() as session:
+                job = enqueue(session, "evaluate", {"dataset_id": dataset_id, "model_ids": [first, second],
+                                                    "baselines": False})
+            st.session_state["models_compare_job"] = job.id
+        except (JobParamsError, StoreError) as exc:
+            st.error(str(exc))
+    job_id = st.session_state.get("models_compare_job")
+    if job_id:
+        info = widgets.job_monitor(job_id, key="models_compare")
+        if info.status == "succeeded" and info.result:
+            rows = info.result["rows"]
+            widgets.score_table(rows)
+            st.plotly_chart(widgets.score_bars(rows, f"{info.result.get('dataset', '')}, {info.result.get('sets')} "
+                                                     f"{info.result.get('split')} sets"), key="models_compare_bars")
+
+
+widgets.page_intro("Models", "Trained models, their scores and threshold; the active one is what Review shows.",
+                   ":material/deployed_code:")
+widgets.active_jobs_banner()
+models = state.models()
+if not models:
+    st.info("No model is registered yet: train one on the Train page (the demo trains one on first start).")
+    st.page_link(widgets.PAGES["train"], label="Train a model", icon=":material/model_training:")
+    st.stop()
+
+registry_table(models)
+by_id = {m.id: m for m in models}
+active = next((m.id for m in models if m.active), models[0].id)
+if st.session_state.get("models_choice") not in by_id:
+    st.session_state["models_choice"] = active
+chosen = st.selectbox("Model", list(by_id), key="models_choice",
+                      format_func=lambda i: ("● " if by_id[i].active else "") + by_id[i].name)
+model_details(by_id[chosen])
+predict_panel(by_id[chosen])
+st.divider()
+compare_panel(models)

@@ -1,0 +1,142 @@
+"""Train: fine-tune a CACTUS model on a dataset's best labels (reviewed sets, then the teacher's, then reference
+labels) as a background job, and follow it live: progress, loss, validation scores, log; the list of jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from app import state, widgets
+from cactus.encoders.config import MODES
+from cactus.losses.names import LOSS_NAMES
+from db import DatasetInfo, LabelSummary
+from db.errors import StoreError
+from jobs.base import JobParamsError
+from jobs.queue import enqueue
+
+MODE_HELP = {"sia": "SIA: each entity attends to summaries of the others (the paper's method)",
+             "nia": "NIA: entities encoded alone", "fia": "FIA: full attention over the whole set",
+             "sia_first": "SIA with first-token summaries", "sia_qkey": "SIA with query-projected keys"}
+LOSS_HELP = {"aug_triplet": "augmented triplet (the paper's)", "triplet": "triplet", "structural": "structural (SCL)",
+             "bce": "pairwise binary cross-entropy"}
+LEARNING_RATES = (1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3)
+SOURCES = {"human": "reviewed by people", "teacher": "the teacher's", "reference": "reference labels",
+           "unlabelled": "no label"}
+
+
+def label_counts(dataset: DatasetInfo) -> tuple[str, LabelSummary]:
+    human = st.radio("People's clusterings", ["reviewed", "any"], horizontal=True, key="train_human",
+                     format_func={"reviewed": "only of sets marked reviewed", "any": "of every corrected set"}.get)
+    summary = state.labels_for_training(dataset.id, human)
+    rows = [{"split": split, **{SOURCES[s]: n for s, n in counts.items()}} for split, counts in summary.counts.items()]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    per_source = {s: sum(c[s] for c in summary.counts.values()) for s in ("human", "teacher", "reference")}
+    st.caption(f"Training will use {summary.labelled} labelled sets: {per_source['human']} reviewed by people, "
+               f"{per_source['teacher']} labelled by the teacher, {per_source['reference']} with reference labels "
+               "(in that order of preference). Unassigned sets are dealt into train/val/test (80/10/10) when the job "
+               "starts, and keep that split.")
+    return human, summary
+
+
+def options_form(dataset: DatasetInfo, human: str) -> dict[str, Any] | None:
+    """The training options; the finetune job's parameters when Launch is pressed, else None."""
+    left, right = st.columns(2)
+    with left:
+        backbone_kind = st.radio("Backbone", ["minilm", "folder"], horizontal=True, key="train_backbone_kind",
+                                 format_func={"minilm": "all-MiniLM-L6-v2 (packaged)",
+                                              "folder": "a local Hugging Face folder"}.get)
+        folder = st.text_input("Folder of a BERT-family or T5 encoder", key="train_backbone_folder",
+                               disabled=backbone_kind != "folder", placeholder="/models/flan-t5-base")
+        mode = st.selectbox("Inter-entity attention", MODES, index=MODES.index("sia"), format_func=MODE_HELP.get,
+                            key="train_mode")
+        loss = st.selectbox("Loss", LOSS_NAMES, format_func=LOSS_HELP.get, key="train_loss")
+    with right:
+        epochs = st.number_input("Epochs", 1, 200, 4, key="train_epochs")
+        limit = st.number_input("Use at most this many training sets (0: all)", 0, 1_000_000, 0, key="train_limit")
+        pretrain = st.toggle("Self-supervised pretraining first", key="train_pretrain",
+                             help="Synthetic sets of word-dropped copies of the training entities (paper §3.3).")
+        steps = st.number_input("Pretraining steps", 1, 100_000, 300, key="train_steps", disabled=not pretrain)
+        with st.expander("More options"):
+            batch = st.number_input("Sets per step", 1, 256, 4, key="train_batch")
+            lr = st.select_slider("Learning rate", LEARNING_RATES, value=1e-4, key="train_lr",
+                                  format_func="{:.0e}".format)
+            seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+            name = st.text_input("Model name (default: dataset, mode, loss and job)", key="train_name")
+        activate = st.checkbox("Make it the active model when done", value=True, key="train_activate")
+    if not st.button("Launch training", type="primary", icon=":material/rocket_launch:", key="train_launch"):
+        return None
+    backbone = "minilm"
+    if backbone_kind == "folder":
+        path = Path(folder.strip()).expanduser()
+        if not folder.strip() or not (path / "config.json").is_file():
+            st.error(f"{folder.strip() or 'No folder'} is not a Hugging Face model folder (it needs a config.json); "
+                     "give the folder of a BERT-family or T5 encoder, or pick the packaged MiniLM.")
+            return None
+        backbone = str(path.resolve())
+    train = {"backbone": backbone, "mode": mode, "loss": loss, "epochs": int(epochs), "batch_size": int(batch),
+             "lr": float(lr), "seed": int(seed)}
+    if limit:
+        train["limit_train"] = int(limit)
+    params: dict[str, Any] = {"dataset_id": dataset.id, "train": train, "activate": activate,
+                              "human": human}
+    if pretrain:
+        params["pretrain"] = {"steps": int(steps)}
+    if name.strip():
+        params["name"] = name.strip()
+    return params
+
+
+def launch(params: dict[str, Any], summary: LabelSummary) -> None:
+    if summary.labelled == 0:
+        st.error("This dataset has no labelled sets yet: ask the teacher to cluster some (Review page), correct and "
+                 "save some (Correct page), or upload sets with clusters.")
+        return
+    try:
+        with state.writing() as session:
+            job = enqueue(session, "finetune", params)
+    except (JobParamsError, StoreError) as exc:
+        st.error(f"The job was not queued: {exc}")
+        return
+    st.session_state["train_job"] = job.id
+    st.toast(f"Queued finetune job {job.id}")
+
+
+def watched_job() -> int | None:
+    """The finetune job to follow: the one launched here, else the newest."""
+    recent = state.jobs(type="finetune", limit=20)
+    if not recent:
+        return None
+    ids = [j.id for j in recent]
+    launched = st.session_state.get("train_job")
+    if st.session_state.get("train_watch") not in ids:
+        st.session_state["train_watch"] = launched if launched in ids else ids[0]
+    by_id = {j.id: j for j in recent}
+    return st.selectbox("Follow", ids, key="train_watch",
+                        format_func=lambda i: f"job {i} · {by_id[i].status} · {by_id[i].params.get('name') or ''}")
+
+
+widgets.page_intro("Train", "Fine-tune a CACTUS model on the labels of a dataset; the job runs in the background "
+                   "and this page follows it.", ":material/model_training:")
+dataset = widgets.choose_dataset()
+if dataset is None:
+    st.info("Add a dataset on the Data page first.")
+    st.stop()
+
+st.subheader(f"Labels of {dataset.name}")
+human, summary = label_counts(dataset)
+st.subheader("Options")
+params = options_form(dataset, human)
+if params is not None:
+    launch(params, summary)
+
+st.subheader("Progress")
+job_id = watched_job()
+if job_id is None:
+    st.caption("No training job yet.")
+else:
+    widgets.job_monitor(job_id, key="train_monitor", charts=True)
+
+st.subheader("Jobs")
+widgets.jobs_table(state.jobs(limit=30))

@@ -1,0 +1,195 @@
+"""What the pages read, cached the Streamlit way: short-lived query results and long-lived models.
+
+- Queries (datasets, set lists, models, label counts) are cached for a few seconds and keyed by the database
+  URL, so that several people and a worker can share a store and each page still answers fast. A page that
+  writes calls :func:`refresh` so that its next run sees the change at once.
+- A set's detail (entities, clusterings, edit-log state) is never cached: edits must see the newest state.
+- Models are loaded once per checkpoint folder (and its ``card.json``'s modification time) with
+  ``st.cache_resource``; similarity matrices are cached per (model, set texts, attention mode).
+- The chosen dataset and set live in ``st.session_state`` and in the URL (``?dataset=..&set=..``), so a
+  reload, a bookmark or a link lands on the same set; everything else is in the store.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import streamlit as st
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db import (
+    DatasetInfo,
+    LabelSummary,
+    ModelInfo,
+    SetDetail,
+    SetPage,
+    active_model,
+    database_url,
+    get_set,
+    label_summary,
+    list_datasets,
+    list_models,
+    list_sets,
+    session_scope,
+)
+from db.models import SetRow
+from jobs.queue import JobInfo, get_job, list_jobs
+
+QUERY_TTL_S = 5
+T = TypeVar("T")
+_model_lock = threading.Lock()
+
+
+def db_url() -> str:
+    """The store this app uses (``CACTUS_DB_URL`` or the default SQLite file)."""
+    return database_url()
+
+
+@contextmanager
+def writing() -> Iterator[Session]:
+    """A session for a change; the cached queries are refreshed after it commits."""
+    with session_scope(db_url()) as session:
+        yield session
+    refresh()
+
+
+def read(action: Callable[[Session], T]) -> T:
+    """Run ``action(session)`` in a read-only session (never cached)."""
+    with session_scope(db_url(), readonly=True) as session:
+        return action(session)
+
+
+def refresh() -> None:
+    """Forget the cached query results (after a change)."""
+    for cached in (_datasets, _set_page, _models, _label_summary, _size_range):
+        cached.clear()
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def _datasets(url: str) -> list[DatasetInfo]:
+    with session_scope(url, readonly=True) as session:
+        return list_datasets(session)
+
+
+def datasets() -> list[DatasetInfo]:
+    """Every dataset, newest first, with its counts."""
+    return _datasets(db_url())
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def _set_page(url: str, dataset_id: int, filters: tuple[tuple[str, Any], ...]) -> SetPage:
+    with session_scope(url, readonly=True) as session:
+        return list_sets(session, dataset_id, **dict(filters))
+
+
+def set_page(dataset_id: int, **filters: Any) -> SetPage:
+    """:func:`db.list_sets` with these filters (cached briefly)."""
+    return _set_page(db_url(), dataset_id, tuple(sorted(filters.items())))
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def _size_range(url: str, dataset_id: int) -> tuple[int, int]:
+    with session_scope(url, readonly=True) as session:
+        low, high = session.execute(select(func.min(SetRow.size), func.max(SetRow.size))
+                                    .where(SetRow.dataset_id == dataset_id)).one()
+    return (int(low or 2), int(high or 2))
+
+
+def size_range(dataset_id: int) -> tuple[int, int]:
+    """The smallest and largest set size of a dataset."""
+    return _size_range(db_url(), dataset_id)
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def _models(url: str) -> list[ModelInfo]:
+    with session_scope(url, readonly=True) as session:
+        return list_models(session)
+
+
+def models() -> list[ModelInfo]:
+    """Every registered model, newest first."""
+    return _models(db_url())
+
+
+def active() -> ModelInfo | None:
+    """The active model, if any."""
+    return next((m for m in models() if m.active), None)
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def _label_summary(url: str, dataset_id: int, human: str) -> LabelSummary:
+    with session_scope(url, readonly=True) as session:
+        return label_summary(session, dataset_id, human=human)  # type: ignore[arg-type]
+
+
+def labels_for_training(dataset_id: int, human: str) -> LabelSummary:
+    """How many sets of each split an export would label from people, the teacher and reference labels."""
+    return _label_summary(db_url(), dataset_id, human)
+
+
+def set_detail(set_id: int) -> SetDetail:
+    """A set with its clusterings and edit-log state, fresh from the store."""
+    return read(lambda session: get_set(session, set_id))
+
+
+def job(job_id: int) -> JobInfo:
+    """A job, fresh from the store."""
+    return read(lambda session: get_job(session, job_id))
+
+
+def jobs(**filters: Any) -> list[JobInfo]:
+    """Recent jobs, newest first (see :func:`jobs.queue.list_jobs`)."""
+    return read(lambda session: list_jobs(session, **filters))
+
+
+def current_active_model() -> ModelInfo | None:
+    """The active model, fresh from the store (for decisions right after a change)."""
+    return read(active_model)
+
+
+def teacher_key_set() -> bool:
+    """Whether this process (and so the worker that ``cactus app`` starts beside it) has an Anthropic key."""
+    return bool(os.environ.get("ANTHROPIC_API_KEY", "").strip())
+
+
+# --- models ---------------------------------------------------------------------------------------------------
+
+
+def _stamp(checkpoint: str) -> float:
+    card = Path(checkpoint) / "card.json"
+    return card.stat().st_mtime if card.exists() else 0.0
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def _load_model(checkpoint: str, stamp: float) -> Any:
+    from cactus.model import ClusteringModel
+
+    return ClusteringModel.load(checkpoint)
+
+
+def clustering_model(checkpoint: str) -> Any:
+    """The model in ``checkpoint`` (a :class:`cactus.model.ClusteringModel`), loaded once per process.
+
+    Raises:
+        cactus.checkpoint.CheckpointError: the folder is gone or is not a model.
+    """
+    return _load_model(checkpoint, _stamp(checkpoint))
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _similarity(checkpoint: str, stamp: float, texts: tuple[str, ...], mode: str | None) -> np.ndarray:
+    model = _load_model(checkpoint, stamp)
+    with _model_lock:  # one forward at a time: sessions run in threads and share the model
+        return model.similarities([list(texts)], mode=mode)[0]
+
+
+def similarity(checkpoint: str, texts: tuple[str, ...], mode: str | None = None) -> np.ndarray:
+    """The (N, N) cosine similarities of a set's entities under a model (its trained mode, or ``mode``)."""
+    return _similarity(checkpoint, _stamp(checkpoint), texts, mode)

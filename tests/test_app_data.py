@@ -1,0 +1,128 @@
+"""The Data page on a real store: upload (JSONL, CSV, pasted text), validation messages, preview, saving all or
+nothing, the demo, deleting a dataset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from app.bootstrap import DEMO_DATASET
+from db import get_set, list_datasets, list_sets, session_scope
+from db.models import SetRow
+from jobs.queue import list_jobs
+from tests.app_helpers import fresh_app_store, open_app, texts_of, tiny_sets_jsonl
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    yield from fresh_app_store(tmp_path, monkeypatch)
+
+
+def datasets(url: str):
+    with session_scope(url, readonly=True) as session:
+        return list_datasets(session)
+
+
+def set_count(url: str) -> int:
+    with session_scope(url, readonly=True) as session:
+        return session.scalar(select(func.count()).select_from(SetRow))
+
+
+def upload(at, name: str, data: bytes):
+    at.file_uploader[0].upload(name, data).run()
+    return at
+
+
+def test_upload_preview_and_save_a_sets_file(app_env, tmp_path):
+    at = open_app("data")
+    assert "Choose a file to preview its sets" in texts_of(at)
+    upload(at, "tiny-sets.jsonl", tiny_sets_jsonl(tmp_path / "ds"))
+    page = texts_of(at)
+    assert "Preview of tiny-sets.jsonl" in page
+    assert {m.label: m.value for m in at.metric}["Sets"] == "24"
+    assert at.text_input(key="data_name").value == "tiny-sets"
+    assert set_count(app_env) == 0  # nothing saved before Save
+
+    at.selectbox(key="data_split").set_value("file").run()
+    at.button(key="data_save").click().run()
+    (dataset,) = datasets(app_env)
+    assert dataset.name == "tiny-sets" and dataset.sets == 24 and dataset.noun == "products"
+    with session_scope(app_env, readonly=True) as session:
+        page = list_sets(session, dataset.id, limit=100)
+        assert {s.split for s in page.items} == {"train", "val", "test"}
+        assert all("reference" in s.sources for s in page.items)
+        assert get_set(session, page.items[0].id).reference.producer == "tiny-sets.jsonl"
+    assert "Saved 24 sets" in texts_of(at)
+    assert any(link.label == "Review them" for link in at.get("page_link"))
+
+
+def test_an_invalid_line_is_named_and_nothing_is_saved(app_env, tmp_path):
+    good = tiny_sets_jsonl(tmp_path / "ds").splitlines(keepends=True)
+    broken = json.loads(good[4])
+    broken["clusters"][0].append(99)
+    data = b"".join(good[:4]) + (json.dumps(broken) + "\n").encode() + b"".join(good[5:])
+    at = upload(open_app("data"), "sets.jsonl", data)
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("**sets.jsonl:5: field 'clusters[0]") and "out of range" in e for e in errors), errors
+    assert "nothing was saved" in errors[0]
+    assert not [b for b in at.button if b.key == "data_save"]
+    assert set_count(app_env) == 0
+
+
+def test_a_conflicting_save_stores_nothing(app_env, tmp_path):
+    data = tiny_sets_jsonl(tmp_path / "ds")
+    at = upload(open_app("data"), "sets.jsonl", data)
+    at.button(key="data_save").click().run()
+    assert set_count(app_env) == 24
+    # the same sets again into the same dataset: the ids clash, the import is refused as a whole
+    at = upload(open_app("data"), "sets.jsonl", data)
+    at.radio(key="data_target").set_value("an existing dataset").run()
+    at.button(key="data_save").click().run()
+    assert any("Nothing was saved" in e.value and "already has sets" in e.value for e in at.error)
+    assert set_count(app_env) == 24
+
+
+def test_csv_and_pasted_text(app_env):
+    at = upload(open_app("data"), "queries.csv", b"set_id,text,cluster\nq1,cheap flights,Travel\n"
+                                                 b"q1,hotel deals,Travel\nq1,python list sort,Code\n")
+    at.radio(key="data_noun").set_value("queries").run()
+    at.text_input(key="data_name").set_value("Queries").run()
+    at.button(key="data_save").click().run()
+    (dataset,) = datasets(app_env)
+    assert dataset.noun == "queries" and dataset.sets == 1
+
+    at = upload(open_app("data"), "bad.csv", b"set_id,text\nq1,one\nq2,two\nq1,three\n")
+    assert any(e.value.startswith("**bad.csv:3: field 'set_id': set 'q2' has only 1 entity") for e in at.error)
+
+    at = open_app("data")
+    at.segmented_control(key="data_source").set_value("pasted text").run()
+    at.text_area(key="data_paste").set_value("glue stick\nhot glue gun\n\nbeeswax\nsoy wax\ncandle wick\n").run()
+    at.text_input(key="data_prefix").set_value("craft").run()
+    assert {m.label: m.value for m in at.metric}["Entities"] == "5"
+    at.radio(key="data_target").set_value("a new dataset").run()
+    at.text_input(key="data_name").set_value("Pasted").run()
+    at.button(key="data_save").click().run()
+    pasted = next(d for d in datasets(app_env) if d.name == "Pasted")
+    with session_scope(app_env, readonly=True) as session:
+        assert [s.name for s in list_sets(session, pasted.id).items] == ["craft-1", "craft-2"]
+
+    at.text_area(key="data_paste").set_value("only one line\n").run()
+    assert any("pasted text:1: this set has only 1 entity" in e.value for e in at.error)
+
+
+def test_load_the_demo_and_delete_a_dataset(app_env):
+    at = open_app("data")
+    at.checkbox(key="data_demo_train").uncheck().run()
+    at.button(key="data_demo").click().run()
+    (demo,) = datasets(app_env)
+    assert demo.name == DEMO_DATASET and demo.sets == 300
+    with session_scope(app_env, readonly=True) as session:
+        assert list_jobs(session) == []  # no training asked for
+        assert list_sets(session, demo.id, has=["reference"]).total == 300
+    assert not [b for b in at.button if b.key == "data_demo"]  # offered only while the demo is not there
+
+    at.checkbox(key="data_delete_sure").check().run()
+    at.button(key="data_delete").click().run()
+    assert datasets(app_env) == [] and set_count(app_env) == 0

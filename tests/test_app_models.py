@@ -1,0 +1,113 @@
+"""The Models and Evaluate pages on a real store with a real worker: the registry, activating a model, letting it
+cluster a dataset, comparing two models, and the Table-2-style report with the baselines."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from cactus.checkpoint import read_card
+from db import active_model, register_model, session_scope
+from jobs.queue import list_jobs
+from tests.app_helpers import (
+    fresh_app_store,
+    open_app,
+    plotly_specs,
+    seed_store,
+    texts_of,
+    tiny_bert_dir,
+    tiny_model_dir,
+)
+from tests.jobs_helpers import start_worker
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    yield from fresh_app_store(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    return tiny_model_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    return tiny_bert_dir(tmp_path_factory)
+
+
+def run_worker(url, tmp_path) -> None:
+    worker = start_worker(url, tmp_path, "--exit-when-idle")
+    try:
+        assert worker.wait(240) == 0
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        raise
+
+
+def second_model(url: str, model_dir, dataset_id: int) -> int:
+    card = read_card(model_dir)
+    with session_scope(url) as session:
+        return register_model(session, name="tiny-b", checkpoint=str(model_dir), backbone=card.backbone, mode="nia",
+                              loss=card.loss, threshold=0.5, metrics={"test": {"ARI": 0.25}},
+                              dataset_id=dataset_id).id
+
+
+def test_registry_activate_predict_and_compare(app_env, tiny_model, tmp_path):
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model)
+    other = second_model(app_env, tiny_model, seeded.dataset_id)
+    at = open_app("models")
+    (table, *_) = at.dataframe
+    assert list(table.value["model"]) == ["tiny-b", "tiny-sia"] and list(table.value["active"]) == ["", "●"]
+    assert "This is the active model" in texts_of(at)
+
+    at.selectbox(key="models_choice").set_value(other).run()
+    at.button(key="models_activate").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        assert active_model(session).id == other
+    at.button(key="models_predict").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        (predict,) = list_jobs(session, type="predict")
+    assert predict.params == {"dataset_id": seeded.dataset_id, "model_id": other, "sets": "missing"}
+
+    at.selectbox(key="models_a").set_value(seeded.model_id).run()
+    at.selectbox(key="models_b").set_value(other).run()
+    at.button(key="models_compare").click().run()
+    run_worker(app_env, tmp_path)  # the prediction, then the comparison
+    at.run()
+    page = texts_of(at)
+    assert "On the 24 sets both have clustered: mean ARI" in page
+    assert "| tiny-sia |" in page and "| tiny-b |" in page
+    (bars,) = [s for s in plotly_specs(at) if s["data"][0]["type"] == "bar"]
+    assert [trace["name"] for trace in bars["data"]] == ["tiny-sia", "tiny-b"]
+
+
+def test_evaluate_reports_models_and_baselines(app_env, tiny_model, tiny_bert, tmp_path):
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model, predict=False)
+    at = open_app("evaluate")
+    assert "No evaluation of tiny yet." in texts_of(at)
+    assert at.multiselect(key="evaluate_models").value == [seeded.model_id]
+    at.text_input(key="evaluate_backbone").set_value(str(tiny_bert)).run()
+    at.button(key="evaluate_run").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        (job,) = list_jobs(session, type="evaluate")
+    assert job.params["model_ids"] == [seeded.model_id] and job.params["baselines"] is True
+
+    run_worker(app_env, tmp_path)
+    at.run()
+    page = texts_of(at)
+    for method in ("tiny-sia", "K-Means", "Spectral", "Agglomerative"):
+        assert f"| {method} |" in page
+    assert "**" in page.split("| tiny-sia |")[1]  # the best of some column is bold
+    (bars,) = plotly_specs(at)
+    assert [t["name"] for t in bars["data"]] == ["tiny-sia", "K-Means", "Spectral", "Agglomerative"]
+    assert bars["data"][0]["x"] == ["NMI", "AMI", "RI", "ARI", "F1"]
+
+    again = open_app("evaluate")  # a later visit finds the report in the store
+    assert "Reports" in texts_of(again) and "| Agglomerative |" in texts_of(again)
+
+
+def test_models_page_without_models(app_env):
+    at = open_app("models")
+    assert "No model is registered yet" in texts_of(at)

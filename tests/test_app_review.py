@@ -1,0 +1,164 @@
+"""The Review page on a real store: cards of the teacher, the model and the reference, agreement, the heatmap with
+SIA vs NIA, the set filters, and the teacher and predict buttons."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from app.compare import agreement
+from db import get_set, list_sets, session_scope
+from jobs.queue import list_jobs
+from tests.app_helpers import (
+    forget_cached_queries,
+    fresh_app_store,
+    open_app,
+    plotly_array,
+    plotly_specs,
+    seed_store,
+    texts_of,
+    tiny_model_dir,
+)
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    yield from fresh_app_store(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    return tiny_model_dir(tmp_path_factory)
+
+
+def choose(at, label_start: str, value) -> None:
+    next(s for s in at.selectbox if s.label.startswith(label_start)).set_value(value).run()
+
+
+def most_disagreeing(url: str, seeded) -> tuple[int, dict]:
+    with session_scope(url, readonly=True) as session:
+        page = list_sets(session, seeded.dataset_id, order="disagreement", limit=1)
+        detail = get_set(session, page.items[0].id)
+    return detail.id, {"detail": detail, "disagreement": page.items[0].disagreement}
+
+
+def test_review_shows_the_three_clusterings_their_agreement_and_the_heatmap(app_env, tiny_model, tmp_path):
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model)
+    set_id, found = most_disagreeing(app_env, seeded)
+    detail = found["detail"]
+    assert found["disagreement"] > 0  # the first-word teacher and the tiny model disagree somewhere
+
+    at = open_app(query={"set": str(set_id)})
+    page = texts_of(at)
+    assert f"Set {detail.name}" in page
+    assert "Teacher (LLM): claude-test" in page and "CACTUS model: tiny-sia" in page and "Reference labels" in page
+    for text in detail.texts:
+        assert text in page
+    teacher, model = detail.teacher, detail.latest("model")
+    expected = agreement(teacher.clusters, model.clusters, len(detail.entities))["ARI"]
+    metric = next(m for m in at.metric if m.label == "Teacher vs model: ARI")
+    assert metric.value == f"{expected:.2f}"
+    assert "⚑" in page, page
+    assert any("placed differently by the teacher and the model" in e.label for e in at.expander)
+
+    (figure,) = plotly_specs(at)
+    heat = figure["data"][0]
+    assert heat["type"] == "heatmap" and heat["zmid"] == detail.latest("model").details["threshold"]
+    assert plotly_array(heat["z"]).shape == (len(detail.entities), len(detail.entities))
+    assert "scalable inter-entity attention" in figure["layout"]["title"]["text"]
+    assert "SIA embeddings give" in page and "NIA embeddings give" in page
+
+    at.segmented_control(key="review_mode").set_value("nia").run()
+    (nia,) = plotly_specs(at)
+    assert "no inter-entity attention" in nia["layout"]["title"]["text"]
+    # the same weights without attention across the set see other similarities
+    assert not np.allclose(plotly_array(nia["data"][0]["z"]), plotly_array(heat["z"]))
+
+    at.segmented_control(key="review_outline").set_value("reference").run()
+    (outlined,) = plotly_specs(at)
+    assert "outlined by the reference's clusters" in outlined["layout"]["title"]["text"]
+    rects = [s for s in outlined["layout"]["shapes"] if s["type"] == "rect"]
+    assert len(rects) == len(detail.reference.clusters)
+
+
+def test_filters_narrow_the_set_list(app_env, tiny_model, tmp_path):
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model)
+    at = open_app()
+    picker = next(s for s in at.selectbox if s.label.startswith("Set ("))
+    assert picker.label == "Set (24 sets match)" and len(picker.options) == 24
+
+    at.slider(key="sets_disagree").set_value(5).run()
+    with session_scope(app_env, readonly=True) as session:
+        disagreeing = list_sets(session, seeded.dataset_id, min_disagreement=0.05).total
+    picker = next(s for s in at.selectbox if s.label.startswith("Set ("))
+    assert picker.label == f"Set ({disagreeing} sets match)" and 0 < disagreeing < 24
+
+    at.slider(key="sets_disagree").set_value(0).run()
+    at.text_input(key="sets_search").set_value("headphones").run()
+    with session_scope(app_env, readonly=True) as session:
+        matching = list_sets(session, seeded.dataset_id, search="headphones").total
+    picker = next(s for s in at.selectbox if s.label.startswith("Set ("))
+    assert picker.label == f"Set ({matching} sets match)" and "headphones" in texts_of(at)
+
+    at.text_input(key="sets_search").set_value("no such entity").run()
+    assert "No set matches these filters" in texts_of(at)
+
+
+def test_next_and_previous_walk_the_list(app_env, tiny_model, tmp_path):
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model)
+
+    def shown(at) -> int:
+        return next(s for s in at.selectbox if s.label.startswith("Set (")).value
+
+    at = open_app()
+    assert shown(at) == seeded.set_ids[0]
+    assert at.button(key="sets_prev").disabled
+    at.button(key="sets_next").click().run()
+    at.button(key="sets_next").click().run()
+    assert shown(at) == seeded.set_ids[2]
+    with session_scope(app_env, readonly=True) as session:
+        assert f"Set {get_set(session, seeded.set_ids[2]).name}" in texts_of(at)
+    at.button(key="sets_prev").click().run()
+    assert shown(at) == seeded.set_ids[1]
+    assert at.query_params["set"] == str(seeded.set_ids[1])  # a reload lands on the same set
+
+
+def test_predict_with_the_model_stores_its_clustering(app_env, tiny_model, tmp_path):
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model, predict=False)
+    at = open_app(query={"set": str(seeded.set_ids[3])})
+    assert "has not clustered this set yet" in texts_of(at)
+    next(b for b in at.button if b.label == "Predict with the model").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        clustering = get_set(session, seeded.set_ids[3]).latest("model", seeded.model_id)
+    assert clustering is not None and clustering.producer == "tiny-sia"
+    assert "CACTUS model: tiny-sia" in texts_of(at)
+
+
+def test_the_teacher_button_explains_the_key_or_queues_a_label_job(app_env, tiny_model, tmp_path, monkeypatch):
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model, teacher=False)
+    at = open_app(query={"set": str(seeded.set_ids[0])})
+    button = next(b for b in at.button if b.label == "Ask the teacher for this set")
+    assert button.disabled
+    assert "export ANTHROPIC_API_KEY=sk-ant-..." in texts_of(at)
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    at.run()
+    next(b for b in at.button if b.label == "Ask the teacher for this set").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        (job,) = list_jobs(session, type="label")
+    assert job.params == {"dataset_id": seeded.dataset_id, "set_ids": [seeded.set_ids[0]], "sets": "all"}
+    assert f"label job {job.id}" in texts_of(at)
+    assert json.dumps(job.params)  # the parameters are plain JSON
+
+
+def test_review_without_data_or_model_says_what_to_do(app_env, tmp_path):
+    at = open_app()
+    assert "Upload entity sets on the Data page" in texts_of(at)
+    seed_store(app_env, tmp_path / "ds")
+    forget_cached_queries()
+    at = open_app()
+    page = texts_of(at)
+    assert "No model is active yet" in page and "The heatmap shows the active model's similarities" in page
+    assert not plotly_specs(at)

@@ -1,0 +1,106 @@
+"""The Train page on a real store with a real worker: label counts, launching a tiny fine-tune, following it to
+"succeeded" with its loss and validation charts, cancelling, refusing a bad backbone folder."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from db import list_models, session_scope
+from jobs.queue import get_job, list_jobs
+from tests.app_helpers import fresh_app_store, open_app, plotly_specs, seed_store, texts_of, tiny_bert_dir
+from tests.jobs_helpers import start_worker
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    yield from fresh_app_store(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    return tiny_bert_dir(tmp_path_factory)
+
+
+def jobs(url: str, **filters):
+    with session_scope(url, readonly=True) as session:
+        return list_jobs(session, **filters)
+
+
+def test_launch_a_finetune_and_follow_it_to_the_end(app_env, tiny_bert, tmp_path):
+    seed_store(app_env, tmp_path / "ds")
+    at = open_app("train")
+    assert ("Training will use 24 labelled sets: 0 reviewed by people, 24 labelled by the teacher, 0 with reference "
+            "labels") in texts_of(at)
+
+    at.radio(key="train_backbone_kind").set_value("folder").run()
+    at.text_input(key="train_backbone_folder").set_value(str(tiny_bert)).run()
+    at.number_input(key="train_epochs").set_value(2).run()
+    at.toggle(key="train_pretrain").set_value(True).run()
+    at.number_input(key="train_steps").set_value(3).run()
+    at.text_input(key="train_name").set_value("tiny from the app").run()
+    at.checkbox(key="train_activate").uncheck().run()
+    at.button(key="train_launch").click().run()
+
+    (job,) = jobs(app_env, type="finetune")
+    assert job.params["train"]["backbone"] == str(tiny_bert.resolve()) and job.params["train"]["epochs"] == 2
+    assert job.params["pretrain"] == {"steps": 3} and job.params["name"] == "tiny from the app"
+    assert job.params["activate"] is False and job.params["human"] == "reviewed"
+    assert f"**finetune job {job.id}** · ⏳ queued" in texts_of(at)
+
+    worker = start_worker(app_env, tmp_path, "--exit-when-idle")
+    try:
+        assert worker.wait(240) == 0
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        raise
+    at.run()
+    page = texts_of(at)
+    assert f"**finetune job {job.id}** · ✅ succeeded" in page, page
+    titles = [spec["layout"]["title"]["text"] for spec in plotly_specs(at)]
+    assert titles == ["Loss", "Validation"]
+    loss = plotly_specs(at)[0]
+    assert [trace["name"] for trace in loss["data"]] == ["pretraining loss", "training loss"]
+    scores = [d for d in at.dataframe if "scores" in d.value.columns]
+    assert scores and list(scores[0].value["scores"]) == ["val", "test"]
+    with session_scope(app_env, readonly=True) as session:
+        (model,) = list_models(session)
+    assert model.name == "tiny from the app" and not model.active
+
+
+def test_a_bad_folder_is_refused_and_a_queued_job_can_be_cancelled(app_env, tmp_path):
+    seed_store(app_env, tmp_path / "ds")
+    at = open_app("train")
+    at.radio(key="train_backbone_kind").set_value("folder").run()
+    at.text_input(key="train_backbone_folder").set_value(str(tmp_path / "nowhere")).run()
+    at.button(key="train_launch").click().run()
+    assert any("is not a Hugging Face model folder" in e.value for e in at.error)
+    assert jobs(app_env) == []
+
+    at.radio(key="train_backbone_kind").set_value("minilm").run()
+    at.button(key="train_launch").click().run()
+    (job,) = jobs(app_env)
+    assert job.params["train"]["backbone"] == "minilm"
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        assert get_job(session, job.id).status == "cancelled"
+    at.run()
+    assert f"Job {job.id} was cancelled" in texts_of(at)
+
+
+def test_a_dataset_without_labels_cannot_train(app_env, tmp_path):
+    from db import create_dataset, import_sets
+    from tests.app_helpers import tiny_sets
+
+    unlabelled = tiny_sets(tmp_path / "ds")
+    for entity_set in unlabelled:
+        entity_set.clusters = entity_set.cluster_names = None
+    with session_scope(app_env) as session:
+        dataset = create_dataset(session, "bare")
+        import_sets(session, dataset.id, unlabelled)
+    at = open_app("train")
+    assert "Training will use 0 labelled sets" in texts_of(at)
+    at.button(key="train_launch").click().run()
+    assert any("has no labelled sets yet" in e.value for e in at.error)
+    assert jobs(app_env) == []
