@@ -27,6 +27,7 @@ COMMANDS = (
     "worker",
     "db_import",
     "db_export",
+    "app",
 )
 
 
