@@ -151,11 +151,13 @@ def test_bert_fia_positions_restart_so_long_sets_fit() -> None:
 def test_one_entity_set_under_sia_equals_nia(family: str, mode: str) -> None:
     encoder = make_encoder(family)
     sets = [["hot glue gun"], [LONG], [""]]
+    batch = encoder.tokenize(sets)
     with torch.no_grad():
-        batch = encoder.tokenize(sets)
         sia, _ = encoder(batch, mode)
         nia, _ = encoder(batch, "nia")
     assert_close(sia, nia, atol=1e-6)
+    with_grad, _ = encoder(batch, mode)  # the explicit (autograd) path too
+    assert_close(with_grad.detach(), nia, atol=1e-6)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -17,15 +17,16 @@ similar length share a bucket of length L_b and bucket b occupies rows ``[offset
 (count, L_b) block, so a bucket's queries and keys are free views. Short segments are padded to their bucket's
 length, never to the longest segment of the batch.
 
-SIA (one softmax over own-entity tokens and other-entity summaries, eq. 3) is computed in two parts:
+SIA (one softmax over own-entity tokens and other-entity summaries, eq. 3) is computed in two parts, each an
+ordinary softmax attention that also returns its log-sum-exp (lse):
 
-* part B, per set: scores of each token against the N summaries of its set, (B, H, S, N), each summary
-  computed once per set and layer; a token's own entity and padded entity slots are masked. Its softmax gives
-  a normalised output o_B and a log-sum-exp lse_B per token.
-* part A, per bucket: scores of each token against its own entity's tokens, (count, H, L_b, L_b), with lse_B
-  appended as one more column. Softmax over these L_b + 1 columns is exactly the joint softmax of eq. (3): the
-  last column's probability is the summaries' total weight, shared among them as o_B says.
+* part A, per bucket: each token against its own entity's tokens, scores (count, H, L_b, L_b);
+* part B, per set: each token against the N summaries of its set, scores (B, H, S, N), each summary computed
+  once per set and layer; a token's own entity and padded entity slots are masked.
 
+The joint softmax gives the entity's tokens the total weight sigmoid(lse_A - lse_B) and the summaries the rest,
+each shared as its own softmax says, so SIA's output is lerp(o_A, o_B, sigmoid(lse_B - lse_A)). Without autograd
+both parts run in PyTorch's fused kernels (flash on CPU, memory-efficient on CUDA), which return the lse.
 Memory is O(N·L·(L + N)) per set and head; nothing is repeated per entity.
 """
 
