@@ -11,13 +11,13 @@ from cactus.errors import CactusError
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """The options shared by ``train`` and ``pretrain``."""
     from cactus.encoders.config import MODES
-    from cactus.losses import LOSSES
+    from cactus.losses.names import LOSS_NAMES
 
     parser.add_argument("--backbone", default="minilm",
                         help="'minilm' (packaged all-MiniLM-L6-v2, default) or a local Hugging Face BERT/T5 folder")
     parser.add_argument("--mode", choices=MODES, default="sia",
                         help="inter-entity attention (default sia: scalable inter-entity attention)")
-    parser.add_argument("--loss", choices=tuple(LOSSES), default="aug_triplet",
+    parser.add_argument("--loss", choices=LOSS_NAMES, default="aug_triplet",
                         help="training loss (default aug_triplet: triplet loss plus neutral similarity)")
     parser.add_argument("--batch-size", type=int, default=4, help="sets per optimizer step (default 4)")
     parser.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")

@@ -1,13 +1,34 @@
 """Set encoders: context-aware entity embeddings with NIA, SIA (and its ablations) and FIA attention.
 
 Tipirneni et al., 2024, "Context-Aware Clustering using Large Language Models", section 3.1.
+
+The names below load on first use (PEP 562), so that ``cactus.encoders.config`` (modes, options) is
+importable without torch: the CLI's help and the job queue check options without loading a model stack.
 """
 
-from cactus.encoders.backbones import BackboneError, BackboneInfo, describe_backbone, load_backbone
-from cactus.encoders.config import MODES, EncoderConfig
-from cactus.encoders.packing import SetBatch
-from cactus.encoders.reference import reference_forward
-from cactus.encoders.set_encoder import SetEncoder
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from cactus.encoders.config import MODES, EncoderConfig, check_mode
+
+_LAZY = {
+    "BackboneError": "cactus.encoders.backbones",
+    "BackboneInfo": "cactus.encoders.backbones",
+    "describe_backbone": "cactus.encoders.backbones",
+    "load_backbone": "cactus.encoders.backbones",
+    "SetBatch": "cactus.encoders.packing",
+    "reference_forward": "cactus.encoders.reference",
+    "SetEncoder": "cactus.encoders.set_encoder",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MODES",
@@ -16,6 +37,7 @@ __all__ = [
     "EncoderConfig",
     "SetBatch",
     "SetEncoder",
+    "check_mode",
     "describe_backbone",
     "load_backbone",
     "reference_forward",

@@ -2,36 +2,31 @@
 
 Every loss is called as ``loss(similarity, mask, same)`` with similarity (B, N, N), mask (B, N) bool (real
 entities) and same (B, N, N) bool (co-cluster matrix), and returns a scalar. ``pair_targets`` turns padded
-cluster labels into mask and same.
+cluster labels into mask and same. The names load on first use (PEP 562), so ``LOSS_NAMES`` needs no torch.
 """
 
 from __future__ import annotations
 
-from torch import nn
+import importlib
+from typing import Any
 
-from cactus.losses.augmented_triplet import AugmentedTripletLoss
-from cactus.losses.bce import PairwiseBCELoss
-from cactus.losses.masks import pair_targets
 from cactus.losses.names import LOSS_NAMES
-from cactus.losses.structural import StructuralLoss
-from cactus.losses.triplet import TripletLoss
 
-LOSSES: dict[str, type[nn.Module]] = {
-    "aug_triplet": AugmentedTripletLoss,
-    "triplet": TripletLoss,
-    "structural": StructuralLoss,
-    "bce": PairwiseBCELoss,
+_LAZY = {
+    "AugmentedTripletLoss": "cactus.losses.augmented_triplet",
+    "PairwiseBCELoss": "cactus.losses.bce",
+    "StructuralLoss": "cactus.losses.structural",
+    "TripletLoss": "cactus.losses.triplet",
+    "pair_targets": "cactus.losses.masks",
+    "LOSSES": "cactus.losses.registry",
+    "build_loss": "cactus.losses.registry",
 }
 
 
-assert tuple(LOSSES) == LOSS_NAMES  # the torch-free list of names must follow the registry
-
-
-def build_loss(name: str) -> nn.Module:
-    """The loss named ``name`` with the paper's hyperparameters."""
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss '{name}'; choose one of {', '.join(LOSSES)}")
-    return LOSSES[name]()
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
