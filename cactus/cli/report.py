@@ -23,9 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     parser.add_argument("--work-dir", type=Path, help="where the trained models go (default: beside --out)")
     parser.add_argument("--backbone", default="minilm", help="'minilm' (default) or a local HF BERT/T5 folder")
-    parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs per variant (default 4)")
-    parser.add_argument("--pretrain-steps", type=int, default=300,
-                        help="self-supervised steps before the last variant (default 300)")
+    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs per variant (default 3)")
+    parser.add_argument("--pretrain-steps", type=int, default=100,
+                        help="self-supervised steps before the last variant (default 100)")
     parser.add_argument("--batch-size", type=int, default=4, help="sets per step (default 4)")
     parser.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
     parser.add_argument("--limit-train", type=int, help="use only the first N training sets")
@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         report = run_report(args.dataset, work_dir, base, pretrain_steps=args.pretrain_steps,
-                            embed=frozen_embedder(args.backbone, device=args.device), variants=variants,
+                            embed=frozen_embedder(args.backbone, device=args.device, show_progress=not args.quiet),
+                            variants=variants,
                             include_baselines=not args.no_baselines, callback_for=callback_for,
                             say=lambda message: print(message, file=sys.stderr, flush=True))
     finally:
