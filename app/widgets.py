@@ -34,7 +34,8 @@ PAGES = {
 }
 POLL_S = 2.0
 SET_LIST_LIMIT = 500
-STATUS_ICONS = {"queued": "⏳", "running": "⚙️", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️"}
+STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:", "succeeded":
+                ":green[:material/check_circle:]", "failed": ":red[:material/error:]", "cancelled": ":material/block:"}
 SOURCE_TITLES = {"teacher": "Teacher (LLM)", "model": "CACTUS model", "reference": "Reference labels",
                  "human": "Corrected"}
 #: Which clustering gives its colours to the others (the first one present), and the order of the cards.
@@ -87,8 +88,9 @@ def choose_dataset(where: st.delta_generator.DeltaGenerator | None = None, *, la
         return None
     by_id = {d.id: d for d in found}
     remembered = st.session_state.get("dataset_current") or _int_param("dataset")
-    if st.session_state.get("dataset_choice") not in by_id:
-        st.session_state["dataset_choice"] = remembered if remembered in by_id else found[0].id
+    current = st.session_state.get("dataset_choice")
+    st.session_state["dataset_choice"] = current if current in by_id else (
+        remembered if remembered in by_id else found[0].id)
     choice = target.selectbox(label, list(by_id), key="dataset_choice",
                               format_func=lambda i: f"{by_id[i].name} ({by_id[i].sets} sets, {by_id[i].reviewed} "
                                                     "reviewed)")
@@ -120,21 +122,29 @@ class SetFilters:
 ORDERS = {"position": "import order", "size": "largest first", "disagreement": "most disagreement first"}
 
 
+FILTER_DEFAULTS = {"sets_search": "", "sets_status": "All", "sets_disagree": 0, "sets_split": "any",
+                   "sets_order": "position"}
+
+
 def set_filters(dataset: DatasetInfo) -> SetFilters:
-    """The filter widgets of the set list (sidebar)."""
-    keep("sets_search", "sets_status", "sets_split", "sets_size", "sets_disagree", "sets_order")
+    """The filter widgets of the set list (sidebar); they keep their values from page to page."""
+    low, high = state.size_range(dataset.id)
+    for key, default in FILTER_DEFAULTS.items():
+        st.session_state.setdefault(key, default)
+    size_now = st.session_state.get("sets_size")
+    if not (isinstance(size_now, (tuple, list)) and low <= size_now[0] <= size_now[1] <= high):
+        st.session_state["sets_size"] = (low, high)
+    keep(*FILTER_DEFAULTS, "sets_size")
     bar = st.sidebar
     search = bar.text_input("Search", key="sets_search", placeholder="set id or entity text")
-    status = bar.segmented_control("Review status", ["All", "Not reviewed", "Reviewed"], key="sets_status",
-                                   default="All") or "All"
-    low, high = state.size_range(dataset.id)
+    status = bar.segmented_control("Review status", ["All", "Not reviewed", "Reviewed"], key="sets_status") or "All"
     with bar.expander("More filters", expanded=False):
-        disagree = st.slider("Teacher and model disagree on at least this share of entity pairs (%)", 0, 100, 0,
+        disagree = st.slider("Teacher and model disagree on at least this share of entity pairs (%)", 0, 100,
                              step=5, key="sets_disagree",
                              help="0 turns the filter off. Sets lacking a teacher or a model clustering are left "
                                   "out when it is on.")
         split = st.selectbox("Split", ["any", "train", "val", "test", "unassigned"], key="sets_split")
-        size = st.slider("Entities in the set", low, high, (low, high), key="sets_size") if high > low else (low, high)
+        size = st.slider("Entities in the set", low, high, key="sets_size") if high > low else (low, high)
         order = st.selectbox("Order", list(ORDERS), format_func=ORDERS.__getitem__, key="sets_order")
     return SetFilters(search=search.strip(), reviewed={"All": None, "Not reviewed": False, "Reviewed": True}[status],
                       split=None if split == "any" else split,
@@ -169,8 +179,9 @@ def choose_set(dataset: DatasetInfo) -> SetSummary | None:
     by_id = {s.id: s for s in page.items}
     ids = list(by_id)
     remembered = st.session_state.get("sets_current") or _int_param("set")
-    if st.session_state.get("sets_choice") not in by_id:
-        st.session_state["sets_choice"] = remembered if remembered in by_id else ids[0]
+    current = st.session_state.get("sets_choice")
+    # assigned on every run: a widget of the same key on another page would otherwise start from its default
+    st.session_state["sets_choice"] = current if current in by_id else (remembered if remembered in by_id else ids[0])
     shown = f"{page.total} sets match" if page.total <= SET_LIST_LIMIT else (
         f"showing {SET_LIST_LIMIT} of {page.total} matching sets; narrow the search")
     choice = st.sidebar.selectbox(f"Set ({shown})", ids, key="sets_choice", format_func=lambda i: _set_label(by_id[i]))
@@ -296,7 +307,8 @@ def worker_hint(info: JobInfo) -> None:
     waited = (datetime.now(UTC) - info.created_at).total_seconds()
     if waited > 15 and not state.jobs(status="running", limit=1):
         st.warning(f"Job {info.id} has waited {_ago(info.created_at)} and no job is running: is a worker started? "
-                   "`cactus app` starts one; otherwise run `cactus worker` beside the app.", icon="⏳")
+                   "`cactus app` starts one; otherwise run `cactus worker` beside the app.",
+                   icon=":material/hourglass_empty:")
 
 
 def loss_chart(history: Sequence[dict]) -> go.Figure | None:
@@ -397,7 +409,7 @@ def jobs_table(found: Sequence[JobInfo]) -> None:
         st.caption("No jobs yet.")
         return
     st.dataframe(
-        [{"job": j.id, "type": j.type, "status": f"{STATUS_ICONS.get(j.status, '')} {j.status}",
+        [{"job": j.id, "type": j.type, "status": j.status,
           "progress": round(100 * j.progress), "message": j.error if j.status == "failed" else j.message,
           "dataset": j.dataset_id, "queued": j.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
           "took": f"{j.seconds:.0f} s" if j.seconds is not None else ""} for j in found],
@@ -411,13 +423,23 @@ def jobs_table(found: Sequence[JobInfo]) -> None:
 def _active_jobs_live() -> None:
     running = state.jobs(status=["queued", "running"], limit=5)
     for info in running:
-        label = info.message or info.status
+        label = "waiting in the queue" if info.status == "queued" else (info.message or info.status)
         st.progress(min(1.0, max(0.0, info.progress)), text=f"{info.type} job {info.id}: {label}")
     if not running and st.session_state.get("jobs_banner_seen"):
         st.session_state["jobs_banner_seen"] = False
         state.refresh()
         st.rerun()
     st.session_state["jobs_banner_seen"] = bool(running)
+
+
+def model_in_training() -> str:
+    """A sentence about a fine-tune that will make its model active when done ("" when there is none)."""
+    pending = [j for j in state.jobs(type="finetune", status=["queued", "running"], limit=5)
+               if j.params.get("activate", True)]
+    if not pending:
+        return ""
+    return (f" A model is being trained (finetune job {pending[0].id}, {round(100 * pending[0].progress)}%); it "
+            "becomes the active model when done.")
 
 
 def active_jobs_banner() -> None:

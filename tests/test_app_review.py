@@ -162,3 +162,14 @@ def test_review_without_data_or_model_says_what_to_do(app_env, tmp_path):
     page = texts_of(at)
     assert "No model is active yet" in page and "The heatmap shows the active model's similarities" in page
     assert not plotly_specs(at)
+
+
+def test_the_chosen_set_and_the_filters_follow_to_the_correct_page(app_env, tiny_model, tmp_path):
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model)
+    at = open_app(query={"set": str(seeded.set_ids[7])})
+    at.segmented_control(key="sets_status").set_value("Not reviewed").run()
+    at.switch_page("app_pages/correct.py").run()
+    with session_scope(app_env, readonly=True) as session:
+        assert f"Set {get_set(session, seeded.set_ids[7]).name}" in texts_of(at)
+    assert at.segmented_control(key="sets_status").value == "Not reviewed"
+    assert next(s for s in at.selectbox if s.label.startswith("Set (")).value == seeded.set_ids[7]

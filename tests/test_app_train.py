@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from app.widgets import STATUS_ICONS
 from db import list_models, session_scope
 from jobs.queue import get_job, list_jobs
 from tests.app_helpers import fresh_app_store, open_app, plotly_specs, seed_store, texts_of, tiny_bert_dir
@@ -47,7 +48,7 @@ def test_launch_a_finetune_and_follow_it_to_the_end(app_env, tiny_bert, tmp_path
     assert job.params["train"]["backbone"] == str(tiny_bert.resolve()) and job.params["train"]["epochs"] == 2
     assert job.params["pretrain"] == {"steps": 3} and job.params["name"] == "tiny from the app"
     assert job.params["activate"] is False and job.params["human"] == "reviewed"
-    assert f"**finetune job {job.id}** · ⏳ queued" in texts_of(at)
+    assert f"**finetune job {job.id}** · {STATUS_ICONS['queued']} queued" in texts_of(at)
 
     worker = start_worker(app_env, tmp_path, "--exit-when-idle")
     try:
@@ -57,7 +58,7 @@ def test_launch_a_finetune_and_follow_it_to_the_end(app_env, tiny_bert, tmp_path
         raise
     at.run()
     page = texts_of(at)
-    assert f"**finetune job {job.id}** · ✅ succeeded" in page, page
+    assert f"**finetune job {job.id}** · {STATUS_ICONS['succeeded']} succeeded" in page, page
     titles = [spec["layout"]["title"]["text"] for spec in plotly_specs(at)]
     assert titles == ["Loss", "Validation"]
     loss = plotly_specs(at)[0]

@@ -170,7 +170,7 @@ def edit_forms(detail: SetDetail, human: widgets.Shown, who: str, head: int) -> 
         cluster = st.selectbox("Cluster", clusters, format_func=name_of, key=f"correct_split_cluster_{key}")
         members = st.multiselect("Entities to take out", human.clusters[cluster], format_func=texts.__getitem__,
                                  key=f"correct_split_members_{key}")
-        name = st.text_input("Name of the new cluster", key=f"correct_split_name_{key}")
+        name = st.text_input("Name of the split-off cluster", key=f"correct_split_name_{key}")
         if st.button("Split", key="correct_split_go", disabled=not members, icon=":material/call_split:"):
             apply(detail, Split(cluster=cluster, entities=tuple(members), name=name), who, head,
                   f"Split {len(members)} entities out of #{cluster + 1}.")

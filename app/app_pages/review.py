@@ -107,8 +107,8 @@ def clustering_cards(detail: SetDetail, shown: dict[str, widgets.Shown], marked:
             else:
                 st.markdown(f"**{widgets.SOURCE_TITLES['model']}**")
                 if model is None:
-                    st.info("No model is active yet. Train one on the Train page, or activate one on the Models "
-                            "page.")
+                    st.info("No model is active yet." + (widgets.model_in_training() or " Train one on the Train "
+                                                         "page, or activate one on the Models page."))
                 else:
                     st.info(f"The active model {model.name!r} has not clustered this set yet: press "
                             "**Predict with the model**.")
@@ -130,7 +130,8 @@ def differences_list(detail: SetDetail, shown: dict[str, widgets.Shown], pair: t
 def heatmap(detail: SetDetail, shown: dict[str, widgets.Shown], model: ModelInfo | None) -> None:
     st.subheader("Similarities seen by the model")
     if model is None:
-        st.info("The heatmap shows the active model's similarities between entities. No model is active yet.")
+        st.info("The heatmap shows the active model's similarities between entities. No model is active yet."
+                + widgets.model_in_training())
         st.page_link(widgets.PAGES["train"], label="Train a model", icon=":material/model_training:")
         return
     other = "nia" if model.mode != "nia" else "sia"
