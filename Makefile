@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(VENV)/bin/cactus baseline cactus/demo/toys --out runs/demo-baseline.json
+	$(VENV)/bin/cactus app
 
 test: install
 	$(PY) -m pytest
