@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 import numpy as np
 import streamlit as st
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from db import (
@@ -39,6 +41,7 @@ from db import (
     list_sets,
     session_scope,
 )
+from db.errors import StoreError
 from db.models import SetRow
 from jobs.queue import JobInfo, get_job, list_jobs
 
@@ -64,6 +67,25 @@ def read(action: Callable[[Session], T]) -> T:
     """Run ``action(session)`` in a read-only session (never cached)."""
     with session_scope(db_url(), readonly=True) as session:
         return action(session)
+
+
+def store_problem() -> str:
+    """Why the store cannot be used, in words with the fix ("" when it answers)."""
+    try:
+        datasets()
+    except (StoreError, SQLAlchemyError) as exc:
+        where = make_url(db_url()).render_as_string(hide_password=True)
+        reason = str(exc).splitlines()[0]
+        return (f"The store at {where} cannot be opened: {reason}. Set CACTUS_DB_URL to a reachable database "
+                "(sqlite:///PATH/cactus.db or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB) and restart the app.")
+    return ""
+
+
+@contextmanager
+def model_in_use() -> Iterator[None]:
+    """Hold while a cached model computes: sessions run in threads and share it."""
+    with _model_lock:
+        yield
 
 
 def refresh() -> None:
@@ -186,7 +208,7 @@ def clustering_model(checkpoint: str) -> Any:
 @st.cache_data(max_entries=512, show_spinner=False)
 def _similarity(checkpoint: str, stamp: float, texts: tuple[str, ...], mode: str | None) -> np.ndarray:
     model = _load_model(checkpoint, stamp)
-    with _model_lock:  # one forward at a time: sessions run in threads and share the model
+    with model_in_use():  # one forward at a time
         return model.similarities([list(texts)], mode=mode)[0]
 
 

@@ -44,10 +44,14 @@ CARD_ORDER = ("teacher", "model", "reference", "human")
 
 
 def page_intro(title: str, purpose: str, icon: str) -> None:
-    """The page's configuration, title and one sentence of purpose."""
+    """The page's configuration, title and purpose in a sentence; stops with the fix when the store is out of reach."""
     st.set_page_config(page_title=f"{title} · cactus", page_icon=icon, layout="wide")
     st.title(title)
     st.caption(purpose)
+    problem = state.store_problem()
+    if problem:
+        st.error(problem, icon=":material/database:")
+        st.stop()
 
 
 def keep(*keys: str) -> None:

@@ -86,7 +86,8 @@ def workbench(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             except subprocess.TimeoutExpired:
                 app.kill()
             log.close()
-            shutil.copy(tmp_path / "app.log", OUT / "app.log") if OUT.exists() else None
+            if OUT.exists():  # the app's and the worker's output, beside the screenshots
+                shutil.copy(tmp_path / "app.log", OUT / "app.log")
 
 
 def read(url: str, action):

@@ -173,3 +173,13 @@ def test_the_chosen_set_and_the_filters_follow_to_the_correct_page(app_env, tiny
         assert f"Set {get_set(session, seeded.set_ids[7]).name}" in texts_of(at)
     assert at.segmented_control(key="sets_status").value == "Not reviewed"
     assert next(s for s in at.selectbox if s.label.startswith("Set (")).value == seeded.set_ids[7]
+
+
+def test_an_unreachable_store_is_a_message_with_the_fix(app_env, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("CACTUS_DB_URL", f"sqlite:///{blocker}/store.db")
+    for page in (None, "correct", "data", "train", "models", "evaluate"):
+        at = open_app(page)
+        (error,) = at.error
+        assert "cannot be opened" in error.value and "Set CACTUS_DB_URL" in error.value

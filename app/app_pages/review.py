@@ -68,8 +68,9 @@ def predict_button(detail: SetDetail, model: ModelInfo | None) -> None:
                  help=f"Cluster this set with the active model {model.name!r} at its threshold "
                       f"{model.threshold:+.2f} and store the result."):
         try:
-            with st.spinner(f"Clustering with {model.name}…"), state.writing() as session:
-                actions.predict_set(session, detail, model, state.clustering_model(model.checkpoint))
+            loaded = state.clustering_model(model.checkpoint)
+            with st.spinner(f"Clustering with {model.name}…"), state.model_in_use(), state.writing() as session:
+                actions.predict_set(session, detail, model, loaded)
             st.rerun()
         except (CactusError, OSError) as exc:
             st.error(f"The model {model.name!r} could not cluster this set: {exc}. Activate another model on the "
@@ -85,9 +86,10 @@ def agreement_row(shown: dict[str, widgets.Shown], size: int) -> tuple[str, str]
     columns = st.columns(len(pairs))
     for column, (a, b) in zip(columns, pairs, strict=True):
         scores = agreement(shown[a].clusters, shown[b].clusters, size)
-        column.metric(f"{a.capitalize()} vs {b}: ARI", f"{scores['ARI']:.2f}", border=True,
-                      help=f"Adjusted Rand index (1 = the same clustering, about 0 = chance); AMI "
-                           f"{scores['AMI']:.2f}")
+        column.metric(f"{a.capitalize()} vs {b}: ARI", f"{scores['ARI']:.2f}", delta=f"AMI {scores['AMI']:.2f}",
+                      delta_color="off", delta_arrow="off", border=True,
+                      help="Adjusted Rand index and adjusted mutual information: 1 for the same clustering, about 0 "
+                           "for chance agreement.")
     return next(((a, b) for a, b in PAIRS if a in shown and b in shown), None)
 
 
