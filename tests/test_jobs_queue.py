@@ -28,7 +28,8 @@ def _test_job_types(monkeypatch):
 
 def test_registry_has_the_builtin_types_and_plugins(monkeypatch):
     assert {"label", "test.steps"} <= set(job_types())
-    with pytest.raises(JobParamsError, match=r"unknown job type 'nope'; known: label, test.steps"):
+    known = r"evaluate, finetune, label, predict, test\.steps"
+    with pytest.raises(JobParamsError, match=rf"unknown job type 'nope'; known: {known}"):
         get_job_type("nope")
     monkeypatch.setenv(PLUGINS_ENV, "no.such.module")
     with pytest.raises(JobParamsError, match=r"cannot import job type plugin 'no\.such\.module'"):

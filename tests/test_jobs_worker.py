@@ -173,7 +173,8 @@ def test_bad_jobs_fail_readably_and_the_worker_goes_on(store_url, tmp_path, work
     assert jobs[label_job].status == "failed" and jobs[label_job].error.startswith(f"no dataset with id {dataset.id}")
     assert (bad_params.status, bad_params.error) == ("failed", "test.steps: steps must be an integer from 1 to "
                                                                 "10000, got 'many'")
-    assert unknown.status == "failed" and unknown.error.startswith("unknown job type 'no.such.type'; known: label")
+    assert unknown.status == "failed"
+    assert unknown.error.startswith("unknown job type 'no.such.type'; known: evaluate, finetune, label, predict")
     assert jobs[crashing].status == "failed" and jobs[crashing].error == "ValueError: asked to fail at step 1"
     assert "Traceback" in jobs[crashing].traceback and "asked to fail" in jobs[crashing].log_tail
     assert jobs[crashing].progress == pytest.approx(1 / 3)
