@@ -18,10 +18,15 @@ random token ids, each entity exactly ``tokens`` long including special tokens, 
 Rows go to ``--out`` as JSON lines with the keys mode, backbone, device, dtype, entities, tokens, batch, train,
 sets_per_s and peak_mib (``null`` and an extra ``error`` key when a configuration fails, e.g. out of memory).
 
+Modes take suffixes: ``+graph`` (CUDA inference replayed from a CUDA graph) and ``+explicit`` (training steps of
+an SIA mode on its older path, which materialises the scores; the default is the fused path).
+
 Examples:
     python bench/encoders.py --quick --out bench-encoders-cpu.jsonl
     python bench/encoders.py --backbone t5-base-random --device cuda --dtype bf16 --modes nia,sia,fia \\
         --shapes 5x16,46x8,128x16,512x16 --out gpu.jsonl
+    python bench/encoders.py --backbone t5-base-random --device cuda --dtype bf16 --phase train \\
+        --modes nia,sia,sia+explicit --shapes 5x16,46x8,128x16,512x16 --out gpu-train.jsonl
 """
 
 from __future__ import annotations
@@ -45,12 +50,16 @@ import torch
 import transformers
 
 from cactus.encoders import EncoderConfig, SetEncoder
+from cactus.encoders.attention import sia_training_path
 from cactus.encoders.packing import pack
 from cactus.encoders.reference import reference_forward_ids
 
 MODES = ("nia", "sia", "sia_first", "sia_qkey", "fia", "reference")
 # "MODE+graph" (CUDA, inference): the same forward captured once in a CUDA graph and replayed, which removes
 # the per-kernel launch cost of eager PyTorch; shown separately, since embed() and training run eagerly.
+# "MODE+explicit" (training, SIA modes): the older training path that materialises the attention scores
+# (cactus.encoders.attention.sia_training_path), to compare with the default fused path in one run.
+SUFFIXES = ("graph", "explicit")
 DEFAULT_SHAPES = "5x8,5x16,46x8,46x16,128x8,128x16,512x8,512x16"
 
 # The published implementation on an H200, bf16, random-weight Flan-T5-base, batch 16 (4 at 512 entities):
@@ -134,7 +143,9 @@ def prepare_step(encoder: SetEncoder, spec: dict, args: argparse.Namespace):
     label, entities, tokens, batch_size, train = (
         spec["mode"], spec["entities"], spec["tokens"], spec["batch"], spec["train"],
     )  # fmt: skip
-    mode, graph = label.removesuffix("+graph"), label.endswith("+graph")
+    mode, *suffixes = label.split("+")
+    graph = "graph" in suffixes
+    path = "explicit" if "explicit" in suffixes else "fused"
     device = torch.device(args.device)
     token_ids = synthetic_sets(encoder, batch_size, entities, tokens)
     if mode == "reference":
@@ -158,7 +169,7 @@ def prepare_step(encoder: SetEncoder, spec: dict, args: argparse.Namespace):
             with torch.no_grad(), autocast:
                 forward()
             return
-        with autocast:
+        with sia_training_path(path), autocast:
             embeddings, _ = forward()
             similarity = embeddings @ embeddings.transpose(1, 2)  # (B, N, N)
             loss = similarity.float().square().mean()
@@ -330,13 +341,17 @@ def configurations(args: argparse.Namespace) -> list[dict]:
     phases = {"infer": [False], "train": [True], "both": [False, True]}[args.phase]
     specs = []
     for train in phases:
+        modes = args.train_modes if train and args.train_modes else args.modes
         for entities, tokens in parse(args.train_shapes if train and args.train_shapes else args.shapes):
             batch = args.batch or (4 if entities >= 512 else 16)
-            for mode in args.modes.split(","):
-                if mode.removesuffix("+graph") not in MODES:
-                    raise SystemExit(f"unknown mode {mode!r}; choose from {', '.join(MODES)} (+graph on CUDA)")
-                if mode.endswith("+graph") and train:
-                    continue  # CUDA graphs: inference only
+            for mode in modes.split(","):
+                base, *suffixes = mode.split("+")
+                if base not in MODES or not set(suffixes) <= set(SUFFIXES):
+                    raise SystemExit(
+                        f"unknown mode {mode!r}; choose from {', '.join(MODES)} (+graph on CUDA, +explicit)"
+                    )
+                if ("graph" in suffixes and train) or ("explicit" in suffixes and not train):
+                    continue  # CUDA graphs: inference only; +explicit changes training only
                 specs.append({"mode": mode, "entities": entities, "tokens": tokens, "batch": batch, "train": train})
     return specs
 
@@ -372,7 +387,7 @@ def table(rows: list[dict]) -> str:
         if r["peak_mib"] and nia_mem.get(key):
             memory_ratio = f"{r['peak_mib'] / nia_mem[key]:.2f}x"
         published = ""
-        pub_key = (r["mode"], r["entities"], r["tokens"], r["train"])
+        pub_key = (r["mode"].removesuffix("+explicit"), r["entities"], r["tokens"], r["train"])
         if r["backbone"] == "t5-base-random" and r["device"] == "cuda" and pub_key in PUBLISHED:
             pub = PUBLISHED[pub_key]
             if pub is None:
@@ -396,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", default=DEFAULT_SHAPES, help="comma list of ENTITIESxTOKENS")
     parser.add_argument("--phase", default="both", choices=["infer", "train", "both"])
     parser.add_argument("--train-shapes", default="", help="shapes of the training steps (default: --shapes)")
+    parser.add_argument("--train-modes", default="", help="modes of the training steps (default: --modes)")
     parser.add_argument(
         "--stat", choices=["median", "min"], help="per-iteration statistic (default median CUDA, min CPU)"
     )

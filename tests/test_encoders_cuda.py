@@ -1,4 +1,5 @@
-"""CUDA checks (skipped without a GPU): fp32 SIA equals the reference; bf16 autocast runs forward and backward."""
+"""CUDA checks (skipped without a GPU): fp32 SIA equals the reference (values, and gradients of the fused training
+path); bf16 autocast runs forward and backward; attention dropout's gradient matches finite differences."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import pytest
 import torch
 
 from cactus.encoders import MODES, EncoderConfig, SetEncoder, reference_forward
+from cactus.encoders.attention import SUMMARY_MODES, sia_training_path
+from cactus.encoders.packing import pack
 from tests.test_encoders import SETS, tiny_backbone
+from tests.test_encoders_training import FUSED_NODE, TRAIN_SETS, assert_grads_close, autograd_nodes
+from tests.tiny_backbones import tiny_t5
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -63,3 +68,111 @@ def test_cuda_embed_matches_cpu() -> None:
     assert next(encoder.parameters()).device.type == "cuda"
     for a, b in zip(on_cpu, on_gpu, strict=True):
         assert abs(a - b).max() < 1e-5
+
+
+# --------------------------------------------------------------------------- the fused training path
+@pytest.mark.parametrize("family", ["bert", "t5"])
+@pytest.mark.parametrize("mode", SUMMARY_MODES)
+def test_cuda_fused_training_equals_reference(family: str, mode: str, record_property) -> None:
+    """Memory-efficient kernels forward and backward, merged by hand: values and gradients as the reference's,
+    with padded sets and a one-entity set (whose summary softmax is empty) in the batch; no_grad too."""
+    weights = torch.randn(5, 7, 32, generator=torch.Generator().manual_seed(2)).cuda()
+    encoder = cuda_encoder(family, mode)
+    batch = encoder.tokenize(TRAIN_SETS).to("cuda")
+    with torch.no_grad():
+        inference, _ = encoder(batch)
+    fast, _ = encoder(batch)
+    assert FUSED_NODE in autograd_nodes(fast)
+    (fast * weights[..., : fast.shape[-1]]).sum().backward()
+    fast_grads = {n: p.grad for n, p in encoder.backbone.named_parameters()}
+    reference = cuda_encoder(family, mode)
+    slow, _ = reference_forward(reference, TRAIN_SETS)
+    (slow * weights[..., : slow.shape[-1]]).sum().backward()
+    slow_grads = {n: p.grad for n, p in reference.backbone.named_parameters()}
+    value_diff = max((fast - slow).abs().max().item(), (inference - slow).abs().max().item())
+    grad_diff = max(
+        ((fast_grads[n] - g).abs().max() / max(g.abs().max().item(), 1e-2)).item()
+        for n, g in slow_grads.items()
+        if not n.endswith("attention.self.key.bias")
+    )
+    record_property("max_value_diff", f"{value_diff:.3g}")
+    record_property("max_relative_grad_diff", f"{grad_diff:.3g}")
+    assert torch.isfinite(inference).all() and torch.isfinite(fast).all()
+    assert value_diff < 1e-5
+    assert_grads_close(fast_grads, slow_grads)
+
+
+def test_cuda_fused_training_with_dropout_matches_finite_differences(record_property) -> None:
+    """Attention dropout (the memory-efficient kernel's, replayed in its backward from the forward's seed): the
+    gradient along a random direction equals the loss's central difference under the same dropout masks."""
+    model, tokenizer = tiny_t5(dropout=0.2)
+    encoder = SetEncoder(EncoderConfig(backbone="tiny"), model=model, tokenizer=tokenizer).cuda().train()
+    batch = encoder.tokenize(TRAIN_SETS).to("cuda")
+    weights = torch.randn(5, 7, 32, generator=torch.Generator().manual_seed(3)).cuda()
+    params = list(encoder.parameters())
+    generator = torch.Generator().manual_seed(4)
+    # A random direction scaled to each parameter's size, and a step small enough for 1e-4 accuracy (CPU, fp32).
+    direction = [torch.randn(p.shape, generator=generator).cuda() * p.detach().abs().mean() for p in params]
+
+    def loss(seed: int = 0) -> torch.Tensor:
+        torch.manual_seed(seed)  # the same dropout masks (attention and hidden) in every call
+        embeddings, _ = encoder(batch)
+        return (embeddings * weights[..., : embeddings.shape[-1]]).sum()
+
+    value = loss()
+    assert FUSED_NODE in autograd_nodes(value)
+    value.backward()
+    analytic = sum((p.grad * u).sum() for p, u in zip(params, direction, strict=True)).item()
+    eps = 1e-3
+    shifted = []
+    for sign in (1, -2, 1):  # +eps, -eps, back to the start
+        with torch.no_grad():
+            for p, u in zip(params, direction, strict=True):
+                p.add_(u, alpha=sign * eps)
+        if len(shifted) < 2:
+            shifted.append(loss().item())
+    numeric = (shifted[0] - shifted[1]) / (2 * eps)
+    record_property("analytic", f"{analytic:.6g}")
+    record_property("numeric", f"{numeric:.6g}")
+    assert abs(analytic - numeric) <= 1e-2 * abs(numeric), (analytic, numeric)
+    assert abs(loss(seed=1).item() - value.item()) > 1e-3  # the dropout masks matter: other masks, other loss
+
+
+def test_cuda_fused_and_explicit_agree_under_bf16_autocast() -> None:
+    grads = {}
+    for path in ("fused", "explicit"):
+        encoder = cuda_encoder("t5")
+        batch = encoder.tokenize(TRAIN_SETS).to("cuda")
+        with sia_training_path(path), torch.autocast("cuda", dtype=torch.bfloat16):
+            embeddings, _ = encoder(batch)
+            loss = (embeddings @ embeddings.transpose(1, 2)).float().square().mean()
+        loss.backward()
+        grads[path] = {n: p.grad for n, p in encoder.backbone.named_parameters()}
+    for name, grad in grads["explicit"].items():
+        scale = max(grad.abs().max().item(), 1e-2)
+        assert ((grads["fused"][name] - grad).abs().max() / scale).item() < 0.05, name
+
+
+@pytest.mark.parametrize("family", ["bert", "t5"])
+def test_cuda_fused_training_with_padded_buckets_equals_reference(family: str) -> None:
+    """Two buckets, so entities are padded: broadcast padding masks in the kernels, weighted summaries."""
+    weights = torch.randn(5, 7, 32, generator=torch.Generator().manual_seed(3)).cuda()
+    grads = []
+    for run in ("fast", "reference"):
+        encoder = cuda_encoder(family)
+        if run == "fast":
+            batch = pack(
+                encoder.tokenize_entities(TRAIN_SETS),
+                layout="entity",
+                pad_id=encoder.tokenizer.pad_token_id,
+                position_offset=encoder.info.position_offset,
+                max_buckets=2,
+            ).to("cuda")
+            assert any(v is not None for v in batch.segment_valid)
+            embeddings, _ = encoder(batch)
+            assert FUSED_NODE in autograd_nodes(embeddings)
+        else:
+            embeddings, _ = reference_forward(encoder, TRAIN_SETS)
+        (embeddings * weights[..., : embeddings.shape[-1]]).sum().backward()
+        grads.append({n: p.grad for n, p in encoder.backbone.named_parameters()})
+    assert_grads_close(*grads)

@@ -27,21 +27,55 @@ ordinary softmax attention that also returns its log-sum-exp (lse):
 The joint softmax gives the entity's tokens the total weight sigmoid(lse_A - lse_B) and the summaries the rest,
 each shared as its own softmax says, so SIA's output is lerp(o_A, o_B, sigmoid(lse_B - lse_A)). Without autograd
 both parts run in PyTorch's fused kernels (flash on CPU, memory-efficient on CUDA), which return the lse.
+With autograd, the ``"fused"`` training path (default; :mod:`cactus.encoders.fused_training`) runs the same kernels
+and differentiates the merge by hand, so no scores are kept for the backward pass; the ``"explicit"`` path
+materialises the scores and lets autograd differentiate them (CPU with attention dropout always takes it). Choose
+with :func:`sia_training_path`.
 Memory is O(N·L·(L + N)) per set and head; nothing is repeated per entity.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cactus.encoders import fused_training
+
 ATTENTION_NAME = "cactus"
 
 SUMMARY_MODES = ("sia", "sia_first", "sia_qkey")
+
+#: How SIA computes gradients: "fused" (fused kernels, hand-written backward) or "explicit" (materialised scores).
+TRAINING_PATHS = ("fused", "explicit")
+_training_path = "fused"
+
+
+def get_sia_training_path() -> str:
+    """The training path in use, one of ``TRAINING_PATHS``."""
+    return _training_path
+
+
+@contextmanager
+def sia_training_path(path: str) -> Iterator[None]:
+    """Within the block, SIA modes compute gradients on ``path`` (one of ``TRAINING_PATHS``).
+
+    Both paths compute the same function and gradient; ``"explicit"`` is the older, slower one, kept for
+    comparison (tests, ``bench/encoders.py``'s ``sia+explicit``).
+    """
+    global _training_path
+    if path not in TRAINING_PATHS:
+        raise ValueError(f"unknown SIA training path {path!r}; choose from {', '.join(TRAINING_PATHS)}")
+    before, _training_path = _training_path, path
+    try:
+        yield
+    finally:
+        _training_path = before
 
 
 @dataclass
@@ -148,15 +182,15 @@ class PackedAttention:
         return k_sum.transpose(1, 2), v_sum.transpose(1, 2)  # (B, H, N, d)
 
     def _summary_mask(self, dtype: torch.dtype) -> Tensor:
-        """(B, 1, S, N) additive mask of part B: 0 for other real entities, dtype's min for the token's own
-        entity and padded slots. Built once per forward and dtype, then shared by all layers."""
+        """(B, 1, S, N) additive mask of part B: 0 for other real entities, ``summary_mask_value(dtype)`` for the
+        token's own entity and padded slots. Built once per forward and dtype, then shared by all layers."""
         key = ("summary_mask", dtype)
         if key not in self._cache:
             N = self.entity_mask.shape[1]
             slots = torch.arange(N, device=self.entity_mask.device)
             allowed = (self.set_token_entity[:, :, None] != slots) & self.entity_mask[:, None, :]  # (B, S, N)
             mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
-            self._cache[key] = mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
+            self._cache[key] = mask.masked_fill_(~allowed, summary_mask_value(dtype))[:, None]
         return self._cache[key]
 
     def _attend_with_summaries(
@@ -169,16 +203,80 @@ class PackedAttention:
         1 - w, each shared as its own softmax says. So the output is lerp(o_B, o_A, w), with o_A and o_B the
         outputs of the two softmaxes. (Dropout within each part equals dropout of the joint probabilities.)
         """
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+        if needs_grad and _training_path == "fused":
+            fused = self._fused_training(query, key, value, scaling, dropout)
+            if fused is not None:
+                return fused
         o_sum, lse_sum = self._summary_part(query, key, value, scaling, dropout)  # (T, H, d), (T, H)
         o_tok, lse_tok = self._token_part(query, key, value, scaling, dropout)  # (T, H, d), (T, H)
         # The summaries' share 1 - w = sigmoid(lse_B - lse_A). A set of one entity has no summary: its lse_B
-        # is about dtype's min, so the share is exactly 0.
+        # is about -1e30 (see summary_mask_value), so the share is exactly 0.
         share = torch.sigmoid(lse_sum - lse_tok).unsqueeze(-1).to(o_tok.dtype)  # (T, H, 1)
         o_sum = o_sum.to(o_tok.dtype)
         if torch.is_grad_enabled() and (o_tok.requires_grad or o_sum.requires_grad):
             return torch.lerp(o_tok, o_sum, share).to(query.dtype)
         # Inference: blend into o_A's fresh buffer (new large tensors cost page faults on CPU).
         return o_tok.lerp_(o_sum, share).to(query.dtype)
+
+    def _fused_training(
+        self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float
+    ) -> Tensor | None:
+        """SIA with gradients through :class:`fused_training.SummaryAttention`; None where it does not run."""
+        device = query.device.type
+        if device in _FUSED_TRAINING_FAILED or not fused_training.supports(query, dropout):
+            return None
+        masks = [self._additive_segment_mask(b, query.dtype) for b in range(len(self.segments))]
+        try:
+            return fused_training.SummaryAttention.apply(self, scaling, dropout, query, key, value, *masks)
+        except RuntimeError as exc:  # a kernel this torch build lacks or refuses: fall back, and say so once
+            _FUSED_TRAINING_FAILED.add(device)
+            warnings.warn(
+                f"cactus: fused SIA training kernels failed on {device} ({exc}); using the explicit path",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+
+    # Helpers of the fused training path (cactus.encoders.fused_training).
+    def kernel_mask(self, b: int, mask: Tensor | None, query: Tensor) -> Tensor | None:
+        """Bucket b's additive mask as the fused kernel takes it, for query (count, L, H, d): on CUDA rows
+        aligned and expanded to (count, H, L, L); elsewhere the mask itself."""
+        if mask is None or query.device.type != "cuda":
+            return mask
+        count, length, H, _ = query.shape
+        return self._fused_mask(b, mask, query).expand(count, H, length, length)
+
+    def kernel_summary_mask(self, query: Tensor) -> Tensor:
+        """Part B's additive mask as the fused kernel takes it, for query (B, S, H, d) (see ``kernel_mask``)."""
+        mask = self._fused_mask("summary", self._summary_mask(query.dtype), query)  # (B, 1, S, N)
+        if query.device.type != "cuda":
+            return mask
+        B, S, H, _ = query.shape
+        return mask.expand(B, H, S, mask.shape[-1])
+
+    def set_rows(self, num_tokens: int) -> Tensor:
+        """(B * S,) packed row of each set slot; padded slots clamped onto row T - 1 (read, never used)."""
+        if "set_rows" not in self._cache:
+            self._cache["set_rows"] = self.set_token_index.clamp(max=num_tokens - 1).view(-1)
+        return self._cache["set_rows"]
+
+    def set_padding(self) -> Tensor:
+        """(B * S,) True for padded set slots."""
+        if "set_padding" not in self._cache:
+            self._cache["set_padding"] = (self.set_token_entity < 0).view(-1)
+        return self._cache["set_padding"]
+
+    def summary_weights(self, b: int, dtype: torch.dtype) -> Tensor | None:
+        """hid-mean weights of bucket b's tokens, (count, L, 1) with rows summing to 1 (padding 0); None when
+        the bucket has no padding (a plain mean)."""
+        valid = self.segment_valid[b]
+        if valid is None:
+            return None
+        key = ("summary_weights", b, dtype)
+        if key not in self._cache:
+            self._cache[key] = (valid / valid.sum(1, keepdim=True)).to(dtype)[..., None]
+        return self._cache[key]
 
     def _summary_part(
         self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float
@@ -190,10 +288,8 @@ class PackedAttention:
         k_sum, v_sum = self._summaries(query, key, value)  # (B, H, N, d)
         T, H, d = query.shape
         B, S = self.set_token_index.shape
-        if "set_rows" not in self._cache:
-            # Padded set slots index row T, one past the end: clamp them onto a real row; never read back.
-            self._cache["set_rows"] = self.set_token_index.clamp(max=T - 1).view(-1)
-        q_set = query.reshape(T, H * d).index_select(0, self._cache["set_rows"]).view(B, S, H, d).transpose(1, 2)
+        # Padded set slots index row T, one past the end: set_rows clamps them onto a real row; never read back.
+        q_set = query.reshape(T, H * d).index_select(0, self.set_rows(T)).view(B, S, H, d).transpose(1, 2)
         mask = self._fused_mask("summary", self._summary_mask(q_set.dtype), q_set)  # (B, 1, S, N)
         output, lse = _attention_with_lse(
             q_set, k_sum.to(q_set.dtype), v_sum.to(q_set.dtype), mask, scaling, dropout
@@ -269,7 +365,20 @@ def _attention_with_lse(
     return torch.matmul(_dropout(probs, dropout), value.to(probs.dtype)), lse
 
 
+def summary_mask_value(dtype: torch.dtype) -> float:
+    """The additive mask of an excluded summary slot: -1e30 (dtype's min where that is larger, float16).
+
+    Very negative, yet finite even after the kernels scale scores by log2(e) in float32. A token of a set of one
+    entity has every summary slot excluded; with dtype's min (which overflows to -inf there) PyTorch's CUDA
+    memory-efficient kernel treats such a row as fully masked and returns output 0 with log-sum-exp 0, which
+    the merge would read as a real part B of weight sigmoid(-lse_A). Finite, the row is an ordinary softmax
+    whose lse, about -1e30, gives it weight exactly 0, on every kernel.
+    """
+    return max(torch.finfo(dtype).min, -1e30)
+
+
 _FUSED_FAILED: set[str] = set()  # device types whose fused kernel raised once; they use the explicit path
+_FUSED_TRAINING_FAILED: set[str] = set()  # likewise for the fused training path
 
 
 def _fused_attention_with_lse(
