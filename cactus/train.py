@@ -14,6 +14,7 @@ Shapes: B sets per batch, N entities (padded to the largest set of the batch), D
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import math
@@ -267,6 +268,43 @@ class _Timer:
         return self.sets * world_size / self.elapsed if self.elapsed > 0 and self.sets else None
 
 
+@dataclass
+class _Run:
+    """What ``train`` and ``pretrain`` share once set up: device, ranks, model, optimizer, resume point."""
+
+    device: str
+    context: DistContext
+    report: Callback
+    resume: dict[str, Any] | None
+    encoder: Any
+    loss: nn.Module
+    module: SetTrainingModule
+    optimizer: torch.optim.Optimizer
+
+
+@contextlib.contextmanager
+def _training_run(config: TrainConfig | PretrainConfig, out_dir: Path, callback: Callback | None, *, force: bool,
+                  init: str | None) -> Iterator[_Run]:
+    """Join the process group, check ``out_dir``, seed, build encoder, loss and optimizer; leave the group after."""
+    device = resolve_device(config.device)
+    context = init_distributed(device)
+    if context.enabled and device.startswith("cuda"):
+        device = f"cuda:{context.local_rank}"
+    report = callback if (callback is not None and context.is_main) else (lambda progress: None)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        resume = check_out_dir(out_dir, asdict(config), force=force) if context.is_main else read_progress(out_dir)
+        context.barrier()
+        seed_everything(config.seed)
+        encoder = build_encoder(config.backbone, config.mode, config.max_tokens, init)
+        loss = build_loss(config.loss)
+        module = SetTrainingModule(encoder, loss).to(device)
+        optimizer = optimizer_for(module, config.lr, config.weight_decay)
+        yield _Run(device, context, report, resume, encoder, loss, module, optimizer)
+    finally:
+        shutdown_distributed(context)
+
+
 def train(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None, *,
           callback: Callback | None = None, force: bool = False) -> TrainResult:
     """Fine-tune a set encoder on a labelled dataset folder and save the best epoch to ``out_dir``.
@@ -285,22 +323,11 @@ def train(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | No
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     dataset = read_dataset(dataset_dir)
     train_sets = dataset.train[: config.limit_train] if config.limit_train else dataset.train
-    device = resolve_device(config.device)
-    context = init_distributed(device)
-    if context.enabled and device.startswith("cuda"):
-        device = f"cuda:{context.local_rank}"
-    report = callback if (callback is not None and context.is_main) else (lambda progress: None)
-    config_dict = asdict(config)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        resume = check_out_dir(out_dir, config_dict, force=force) if context.is_main else read_progress(out_dir)
-        context.barrier()
-        seed_everything(config.seed)
-        encoder = build_encoder(config.backbone, config.mode, config.max_tokens, config.init)
-        loss = build_loss(config.loss)
+    with _training_run(config, out_dir, callback, force=force, init=config.init) as run:
+        device, context, report = run.device, run.context, run.report
+        encoder, loss, module, optimizer, resume = run.encoder, run.loss, run.module, run.optimizer, run.resume
         init_neutral(loss, config.init)
-        module = SetTrainingModule(encoder, loss).to(device)
-        optimizer = optimizer_for(module, config.lr, config.weight_decay)
+        config_dict = asdict(config)
         state = {"epoch": 0, "best_score": -math.inf, "best_epoch": None, "history": [], "config": config_dict}
         if resume is not None:
             state.update(load_training_state(out_dir, module, optimizer))
@@ -355,8 +382,6 @@ def train(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | No
         result = result if result is not None else TrainResult(out_dir, read_card(out_dir))
         result.weights_digest = digest
         return result
-    finally:
-        shutdown_distributed(context)
 
 
 def _card(config: TrainConfig | PretrainConfig, threshold: float, loss: nn.Module, scores: dict[str, float],
@@ -410,21 +435,10 @@ def pretrain(texts: Sequence[str], out_dir: str | Path, config: PretrainConfig |
     """
     config = config or PretrainConfig()
     out_dir = Path(out_dir)
-    device = resolve_device(config.device)
-    context = init_distributed(device)
-    if context.enabled and device.startswith("cuda"):
-        device = f"cuda:{context.local_rank}"
-    report = callback if (callback is not None and context.is_main) else (lambda progress: None)
-    config_dict = asdict(config)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        resume = check_out_dir(out_dir, config_dict, force=force) if context.is_main else read_progress(out_dir)
-        context.barrier()
-        seed_everything(config.seed)
-        encoder = build_encoder(config.backbone, config.mode, config.max_tokens, None)
-        loss = build_loss(config.loss)
-        module = SetTrainingModule(encoder, loss).to(device)
-        optimizer = optimizer_for(module, config.lr, config.weight_decay)
+    with _training_run(config, out_dir, callback, force=force, init=None) as run:
+        device, context, report = run.device, run.context, run.report
+        encoder, loss, module, optimizer, resume = run.encoder, run.loss, run.module, run.optimizer, run.resume
+        config_dict = asdict(config)
         state: dict[str, Any] = {"step": 0, "config": config_dict, "history": []}
         if resume is not None:
             state.update(load_training_state(out_dir, module, optimizer))
@@ -469,8 +483,6 @@ def pretrain(texts: Sequence[str], out_dir: str | Path, config: PretrainConfig |
         result = result if result is not None else TrainResult(out_dir, read_card(out_dir))
         result.weights_digest = digest
         return result
-    finally:
-        shutdown_distributed(context)
 
 
 def _batched(stream: Iterator[EntitySet], size: int) -> Iterator[list[EntitySet]]:

@@ -8,10 +8,8 @@ importable without torch: the CLI's help and the job queue check options without
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from cactus.encoders.config import MODES, EncoderConfig, check_mode
+from cactus.lazy import lazy_getattr
 
 _LAZY = {
     "BackboneError": "cactus.encoders.backbones",
@@ -24,10 +22,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

@@ -7,9 +7,7 @@ cluster labels into mask and same. The names load on first use (PEP 562), so ``L
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from cactus.lazy import lazy_getattr
 from cactus.losses.names import LOSS_NAMES
 
 _LAZY = {
@@ -23,10 +21,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [
