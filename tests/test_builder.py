@@ -135,3 +135,15 @@ def test_make_sets_on_the_real_toy_catalogue(tmp_path):
     report = build_taxonomy_sets(read_entities(source).entities, BuilderConfig(sets=50, seed=1))
     summary = report.summary()
     assert summary["train"]["sets"] == 30 and summary["train"]["clusters_min"] >= 2
+
+
+def test_anchor_weights_follow_the_entities_below_or_are_uniform():
+    from cactus.data.builder import anchor_weights
+
+    tax = Taxonomy(pool())
+    anchors = tax.anchors()  # root (18 entities), Crafts (6), Pets (12), Pets>Cats (6), Pets>Dogs (6)
+    expected = [18 / 48, 6 / 48, 12 / 48, 6 / 48, 6 / 48]
+    assert anchor_weights(tax, anchors, "entities").tolist() == pytest.approx(expected)
+    assert anchor_weights(tax, anchors, "uniform").tolist() == pytest.approx([0.2] * 5)
+    with pytest.raises(ValueError, match="--anchors must be 'entities' or 'uniform'"):
+        BuilderConfig(anchors="depth")

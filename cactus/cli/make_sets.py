@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split-by", choices=("entities", "sets"), default="entities",
                         help="'entities' (default): each split draws from its own disjoint entity pool, so test "
                         "entities are never seen in training; 'sets': all splits share the pool")
+    parser.add_argument("--anchors", choices=("entities", "uniform"), default="entities",
+                        help="how anchor categories are drawn: 'entities' (default): in proportion to the entities "
+                        "below them, so sets that need a coarse clustering are common; 'uniform': every anchor alike")
     parser.add_argument("--baskets", type=Path, help="JSONL of baskets {\"user\", \"entity_ids\"}: one set per "
                         "basket; a user's baskets stay in one split")
     parser.add_argument("--skip-invalid", action="store_true", help="skip invalid entity lines (each is reported)")
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
                         "choose another folder or pass --force to overwrite")
     try:
         config = BuilderConfig(sets=args.sets, kmax=args.kmax, smax=args.smax, seed=args.seed,
-                               split=parse_split(args.split), split_by=args.split_by)
+                               split=parse_split(args.split), split_by=args.split_by,
+                               anchors=args.anchors)
     except ValueError as exc:
         raise DataError(str(exc)) from None
     loaded = read_entities(args.entities, skip_invalid=args.skip_invalid)

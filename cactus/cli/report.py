@@ -23,9 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     parser.add_argument("--work-dir", type=Path, help="where the trained models go (default: beside --out)")
     parser.add_argument("--backbone", default="minilm", help="'minilm' (default) or a local HF BERT/T5 folder")
-    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs per variant (default 3)")
-    parser.add_argument("--pretrain-steps", type=int, default=100,
-                        help="self-supervised steps before the last variant (default 100)")
+    parser.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs per variant (default 5)")
+    parser.add_argument("--pretrain-steps", type=int, default=200,
+                        help="self-supervised steps before the last variant (default 200)")
     parser.add_argument("--batch-size", type=int, default=4, help="sets per step (default 4)")
     parser.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
     parser.add_argument("--limit-train", type=int, help="use only the first N training sets")

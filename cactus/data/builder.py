@@ -1,7 +1,9 @@
 """Build labelled entity sets whose ground truth depends on the set: from a category taxonomy, or from baskets.
 
 Taxonomy mode: a node is a label-path prefix (``()`` is the root). An *anchor* is a node with 2 or more
-children. A set picks an anchor uniformly, k ~ U(2, min(kmax, children)) of its children, and
+children. A set draws an anchor (by default in proportion to the entities below it, so that broad anchors,
+whose sets must be clustered coarsely, are as common as their share of the catalogue; ``anchors="uniform"``
+draws every anchor alike, which makes most sets narrow ones), k ~ U(2, min(kmax, children)) of its children, and
 s ~ U(1, smax) entities from each chosen child's subtree; its clusters are those children. The same two
 entities thus fall together under a high anchor and apart under a deeper one. Nodes are prefixes, not
 names: a fine name such as "food" under two parents is two nodes.
@@ -37,6 +39,7 @@ class BuilderConfig:
     seed: int = 0
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train, val, test
     split_by: str = "entities"  # "entities": disjoint entity pools per split; "sets": shared pool
+    anchors: str = "entities"  # how anchors are drawn: "entities" (weighted by entities below) or "uniform"
 
     def __post_init__(self) -> None:
         if self.sets < 1:
@@ -48,6 +51,8 @@ class BuilderConfig:
         if len(self.split) != 3 or any(f < 0 for f in self.split) or not 0.999 < sum(self.split) < 1.001:
             raise ValueError(f"--split needs three non-negative fractions summing to 1 (train,val,test), "
                              f"got {','.join(map(str, self.split))}")
+        if self.anchors not in ("entities", "uniform"):
+            raise ValueError(f"--anchors must be 'entities' or 'uniform', got '{self.anchors}'")
         if self.split_by not in ("entities", "sets"):
             raise ValueError(f"--split-by must be 'entities' or 'sets', got '{self.split_by}'")
 
@@ -101,9 +106,15 @@ class Taxonomy:
         return sorted((node for node, kids in self.children.items() if len(kids) >= 2), key=lambda p: (len(p), p))
 
 
-def _sample_taxonomy_set(tax: Taxonomy, anchors: list[Prefix], rng: np.random.Generator, config: BuilderConfig,
-                         set_id: str) -> EntitySet:
-    anchor = anchors[rng.integers(len(anchors))]
+def anchor_weights(tax: Taxonomy, anchors: list[Prefix], how: str) -> np.ndarray:
+    """Probability of drawing each anchor: uniform, or in proportion to the entities below it."""
+    weights = np.ones(len(anchors)) if how == "uniform" else np.array([len(tax.members[a]) for a in anchors], float)
+    return weights / weights.sum()
+
+
+def _sample_taxonomy_set(tax: Taxonomy, anchors: list[Prefix], weights: np.ndarray, rng: np.random.Generator,
+                         config: BuilderConfig, set_id: str) -> EntitySet:
+    anchor = anchors[rng.choice(len(anchors), p=weights)]
     kids = tax.children[anchor]
     k = int(rng.integers(2, min(config.kmax, len(kids)) + 1))
     chosen = [kids[i] for i in sorted(rng.choice(len(kids), size=k, replace=False))]
@@ -168,7 +179,9 @@ def build_taxonomy_sets(entities: Sequence[LabelledEntity], config: BuilderConfi
                 f"the {split} pool ({len(pools[split])} entities) has no category with 2 or more subcategories, "
                 "so no set with 2 clusters can be built; check the 'labels' paths or use --split-by sets"
             )
-        splits[split] = [_sample_taxonomy_set(tax, anchors, rng, config, f"{split}-{i:05d}") for i in range(count)]
+        weights = anchor_weights(tax, anchors, config.anchors)
+        splits[split] = [_sample_taxonomy_set(tax, anchors, weights, rng, config, f"{split}-{i:05d}")
+                         for i in range(count)]
     return BuildReport(splits, notes)
 
 
