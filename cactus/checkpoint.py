@@ -13,11 +13,13 @@ know is refused with a message, rather than loaded and misread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,12 +120,27 @@ def read_card(model_dir: str | Path) -> ModelCard:
     return ModelCard.from_json(data, path=path)
 
 
+@contextlib.contextmanager
+def _quiet_saving() -> Iterator[None]:
+    """Hide transformers' "Writing model shards" bar, which breaks the trainer's one-line-per-epoch output."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def save_backbone(encoder: Any, target: Path) -> None:
     """Save the encoder's backbone and tokenizer as a Hugging Face folder, replacing ``target`` atomically."""
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        encoder.backbone.save_pretrained(staging, safe_serialization=True)
-        encoder.tokenizer.save_pretrained(staging)
+        with _quiet_saving():
+            encoder.backbone.save_pretrained(staging, safe_serialization=True)
+            encoder.tokenizer.save_pretrained(staging)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
