@@ -78,13 +78,29 @@ class PretrainConfig:
 
 
 
+_KINDS = {"int": (int, "an integer"), "float": ((int, float), "a number"), "str": (str, "a string")}
+
+
+def _checked(name: str, annotation: str, value: Any) -> Any:
+    """``value`` if it has the field's type (an int for a float field becomes a float), else a TrainingError."""
+    kind, _, optional = annotation.partition(" | ")
+    if value is None and optional == "None":
+        return None
+    types, what = _KINDS[kind]
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise TrainingError(f"{name} must be {what}{' or null' if optional else ''}, got {value!r}")
+    return float(value) if kind == "float" else value
+
+
 def config_from_dict(cls: type, values: dict[str, Any]):
-    """Build a config dataclass from a dict, refusing unknown keys with the list of known ones."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
+    """Build a config dataclass from a dict (e.g. a job's JSON parameters), refusing unknown keys with the list
+    of known ones and values of the wrong type with the option's name."""
+    annotations = {f.name: str(f.type) for f in fields(cls)}
+    unknown = sorted(set(values) - set(annotations))
     if unknown:
-        raise TrainingError(f"unknown training options: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise TrainingError(f"unknown training options: {', '.join(unknown)}; known: {', '.join(sorted(annotations))}")
+    checked = {name: _checked(name, annotations[name], value) for name, value in values.items()}
     try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:
+        return cls(**checked)
+    except ValueError as exc:
         raise TrainingError(str(exc)) from None
