@@ -25,6 +25,7 @@ COMMANDS = (
     "report",
     "label",
     "worker",
+    "jobs",
     "db_import",
     "db_export",
     "app",

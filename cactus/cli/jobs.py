@@ -1,0 +1,253 @@
+"""``cactus jobs``: queue, list, follow, cancel and re-run background jobs from the shell.
+
+What the app's Train page does, for scripts and headless machines. Like ``cactus worker`` it stays thin: the job
+system lives in the top-level ``jobs`` package, imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DB_HELP = "database URL (default: CACTUS_DB_URL or the default SQLite file)"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "jobs",
+        help="queue, list, follow, cancel and re-run background jobs (a `cactus worker` runs them)",
+        description="Manage the store's job queue. Jobs run in a `cactus worker` (the app starts one); these "
+        "commands only read and write the queue, so they work from any shell that reaches the store.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    listing = actions.add_parser("list", help="jobs, newest first", description="Jobs, newest first.")
+    listing.add_argument("--status", action="append",
+                         help="only this status: queued, running, succeeded, failed or cancelled (repeatable)")
+    listing.add_argument("--type", help="only jobs of this type")
+    listing.add_argument("--dataset", metavar="NAME", help="only jobs about this dataset")
+    listing.add_argument("--limit", type=int, default=20, metavar="N", help="at most N jobs (default 20)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    listing.set_defaults(func=run_list)
+
+    show = actions.add_parser("show", help="one job in full: parameters, progress, metrics, result, error, log tail",
+                              description="One job in full.")
+    show.add_argument("job_id", type=int, metavar="ID")
+    show.add_argument("--json", action="store_true", help="print the job as one JSON object")
+    show.set_defaults(func=run_show)
+
+    submit = actions.add_parser(
+        "submit", help="queue a job",
+        description="Queue a job of TYPE (see `cactus jobs types`). Its parameters are checked now, so a typo is "
+        "an error here and nothing is queued. Example: cactus jobs submit finetune --dataset demo "
+        "--params '{\"train\": {\"epochs\": 3}}'",
+    )
+    submit.add_argument("type", metavar="TYPE")
+    submit.add_argument("--dataset", metavar="NAME", help="the dataset the job works on (sets its dataset_id)")
+    submit.add_argument("--params", default="{}", metavar="JSON",
+                        help="the job's parameters as a JSON object, or @FILE to read them from a file")
+    submit.add_argument("--max-attempts", type=int, default=2, metavar="N",
+                        help="runs allowed when workers die under it (default 2)")
+    submit.add_argument("--wait", action="store_true",
+                        help="follow the job until it ends; exit status 0 only if it succeeded")
+    submit.set_defaults(func=run_submit)
+
+    wait = actions.add_parser("wait", help="follow a job until it ends (exit status 0 only if it succeeded)",
+                              description="Print a job's progress until it ends. Ctrl-C stops following, not the job.")
+    wait.add_argument("job_id", type=int, metavar="ID")
+    wait.set_defaults(func=run_wait)
+
+    cancel = actions.add_parser("cancel", help="cancel a queued or running job",
+                                description="A queued job is cancelled at once, a running one within seconds.")
+    cancel.add_argument("job_id", type=int, metavar="ID")
+    cancel.set_defaults(func=run_cancel)
+
+    retry = actions.add_parser("retry", help="queue a finished job again with the same type and parameters",
+                               description="Queue a new job with the type and parameters of a finished one.")
+    retry.add_argument("job_id", type=int, metavar="ID")
+    retry.set_defaults(func=run_retry)
+
+    types = actions.add_parser("types", help="the job types a worker can run",
+                               description="Built-in job types, then those of the modules in CACTUS_JOB_TYPES.")
+    types.set_defaults(func=run_types)
+
+    for sub in (listing, show, submit, wait, cancel, retry):
+        sub.add_argument("--db", metavar="URL", help=DB_HELP)
+
+
+def read_params(text: str) -> dict[str, Any]:
+    """The ``--params`` value: a JSON object, inline or from ``@FILE``."""
+    from cactus.errors import CactusError
+
+    source = "--params"
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CactusError(f"cannot read the parameters file {path}: {exc}") from None
+        source = str(path)
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CactusError(f"{source} is not valid JSON: {exc}") from None
+    if not isinstance(params, dict):
+        raise CactusError(f"{source} must be a JSON object like {{\"name\": ...}}, got {type(params).__name__}")
+    return params
+
+
+def job_summary(job: Any) -> dict[str, Any]:
+    """A job as JSON-able data."""
+    return {
+        "id": job.id, "type": job.type, "status": job.status, "dataset_id": job.dataset_id,
+        "progress": job.progress, "message": job.message, "params": job.params, "metrics": job.metrics,
+        "result": job.result, "error": job.error, "traceback": job.traceback, "attempts": job.attempts,
+        "max_attempts": job.max_attempts, "worker_id": job.worker_id, "cancel_requested": job.cancel_requested,
+        "created_at": _stamp(job.created_at), "started_at": _stamp(job.started_at),
+        "finished_at": _stamp(job.finished_at), "seconds": job.seconds, "log_tail": job.log_tail,
+    }
+
+
+def _stamp(moment: Any) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="seconds")
+
+
+def _dataset_id(session: Any, name: str | None) -> int | None:
+    from db.datasets import find_dataset
+
+    return None if name is None else find_dataset(session, name).id
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from cactus.errors import CactusError
+    from db.session import session_scope
+    from jobs.queue import list_jobs
+
+    if args.limit < 1:
+        raise CactusError(f"--limit must be at least 1, got {args.limit}")
+    with session_scope(args.db, readonly=True) as session:
+        jobs = list_jobs(session, status=args.status, type=args.type,
+                         dataset_id=_dataset_id(session, args.dataset), limit=args.limit)
+    if args.json:
+        for job in jobs:
+            print(json.dumps(job_summary(job), ensure_ascii=False))
+        return 0
+    if not jobs:
+        print("no jobs match")
+        return 0
+    rows = [("id", "type", "status", "progress", "dataset", "created", "message")]
+    rows += [(str(j.id), j.type, j.status, f"{j.progress:.0%}", "" if j.dataset_id is None else str(j.dataset_id),
+              j.created_at.strftime("%Y-%m-%d %H:%M"), j.error or j.message) for j in jobs]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from db.session import session_scope
+    from jobs.queue import get_job
+
+    with session_scope(args.db, readonly=True) as session:
+        job = get_job(session, args.job_id)
+    summary = job_summary(job)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        return 0
+    log_tail, traceback = summary.pop("log_tail"), summary.pop("traceback")
+    for key, value in summary.items():
+        if value in (None, {}, ""):
+            continue
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+        print(f"{key + ':':<17} {shown}")
+    if traceback:
+        print("traceback:\n" + traceback.rstrip())
+    if log_tail:
+        print("log (last lines):\n" + log_tail.rstrip())
+    return 0
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    from cactus.errors import CactusError
+    from db.session import session_scope
+    from jobs.queue import enqueue
+
+    params = read_params(args.params)
+    with session_scope(args.db) as session:
+        dataset_id = _dataset_id(session, args.dataset)
+        if dataset_id is not None and params.setdefault("dataset_id", dataset_id) != dataset_id:
+            raise CactusError(f"--dataset {args.dataset} is dataset {dataset_id}, but --params names dataset_id "
+                              f"{params['dataset_id']}; give one of them")
+        job = enqueue(session, args.type, params, dataset_id=dataset_id, max_attempts=args.max_attempts)
+    print(f"queued job {job.id} ({job.type}); a `cactus worker` runs it. Follow it with: cactus jobs wait {job.id}")
+    if args.wait:
+        return follow(args.db, job.id)
+    return 0
+
+
+def run_wait(args: argparse.Namespace) -> int:
+    return follow(args.db, args.job_id)
+
+
+def follow(url: str | None, job_id: int, *, interval: float = 1.0) -> int:
+    """Print a job's status and progress as they change until it ends; 0 if it succeeded, else 1."""
+    from db.session import session_scope
+    from jobs.queue import get_job
+
+    last = None
+    try:
+        while True:
+            with session_scope(url, readonly=True) as session:
+                job = get_job(session, job_id)
+            line = f"job {job.id} {job.status}: {job.progress:.0%} {job.message}".rstrip()
+            if line != last:
+                print(line, flush=True)
+                last = line
+            if job.finished:
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        print(f"stopped following job {job_id}; it goes on (cancel it with: cactus jobs cancel {job_id})",
+              file=sys.stderr)
+        return 130
+    if job.status != "succeeded":
+        print(f"job {job.id} {job.status}" + (f": {job.error}" if job.error else ""), file=sys.stderr)
+        return 1
+    if job.result:
+        print(json.dumps(job.result, ensure_ascii=False))
+    return 0
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    from db.session import session_scope
+    from jobs.queue import cancel
+
+    with session_scope(args.db) as session:
+        job = cancel(session, args.job_id)
+    print(f"job {job.id}: {job.status}" + (" (cancel requested; it stops within seconds)"
+                                           if job.status == "running" else ""))
+    return 0
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    from db.session import session_scope
+    from jobs.queue import retry
+
+    with session_scope(args.db) as session:
+        job = retry(session, args.job_id)
+    print(f"queued job {job.id} ({job.type}), a re-run of job {args.job_id}")
+    return 0
+
+
+def run_types(args: argparse.Namespace) -> int:
+    from jobs.types import job_types
+
+    registry = job_types()
+    width = max(len(name) for name in registry)
+    for name, job_type in sorted(registry.items()):
+        print(f"{name:<{width}}  {job_type.summary}")
+    return 0
