@@ -159,6 +159,9 @@ def run_show(args: argparse.Namespace) -> int:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
         return 0
     log_tail, traceback = summary.pop("log_tail"), summary.pop("traceback")
+    summary["progress"] = f"{job.progress:.0%}"
+    if job.seconds is not None:
+        summary["seconds"] = f"{job.seconds:.1f}"
     for key, value in summary.items():
         if value in (None, {}, ""):
             continue
