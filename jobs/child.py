@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     os.environ["CACTUS_DB_URL"] = spec["db_url"]
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema-check chatter, not the job's log
     Path(spec["work_dir"]).mkdir(parents=True, exist_ok=True)
     return run(spec, channel)
 

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         config = WorkerConfig(db_url=args.db, poll_interval=args.poll_interval,
                               heartbeat_interval=args.heartbeat_interval, stale_after=args.stale_after,

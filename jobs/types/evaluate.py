@@ -101,7 +101,7 @@ def run(ctx: JobContext, params: EvaluateParams) -> dict[str, Any]:
 
         ctx.progress(len(models) / steps, "scoring the unsupervised baselines")
         scored = data if params.split == "test" else type(data)(data.root, {**data.splits, "test": sets})
-        report = run_baselines(scored, frozen_embedder(params.backbone), progress=ctx.log)
+        report = run_baselines(scored, frozen_embedder(params.backbone, show_progress=False), progress=ctx.log)
         rows.extend(report["rows"])
     ctx.metrics(rows=rows)
     ctx.progress(1.0, f"scored {len(rows)} methods on {len(sets)} {params.split} sets")
