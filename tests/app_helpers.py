@@ -1,14 +1,9 @@
 """Shared pieces of the app tests: a fresh store per test, a tiny trained model, seeded sets, and AppTest.
 
-A test module makes its fixtures from these, as the store tests do::
-
-    @pytest.fixture
-    def app_env(tmp_path, monkeypatch):
-        yield from fresh_app_store(tmp_path, monkeypatch)
-
+The fixtures built from these (``app_env``, ``tiny_model``, ``tiny_bert``) live in ``tests/conftest.py``.
 Every test gets its own SQLite file (``CACTUS_DB_URL``), data folder (teacher cache) and jobs folder, and no
-Anthropic key unless it sets one; the Streamlit caches are cleared after it. :func:`tiny_model_dir` trains
-the tiny model once per test session, whichever module asks first.
+Anthropic key unless it sets one; the Streamlit caches are cleared after it. The tiny model is trained once per
+test session, whichever module asks first.
 """
 
 from __future__ import annotations
@@ -52,33 +47,17 @@ def fresh_app_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     dispose_engines()
 
 
-_made: dict[str, Path] = {}
-
-
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model folder trained for one epoch on the tiny dataset with the tiny BERT (a few seconds, once)."""
-    if "model" in _made:
-        return _made["model"]
+def train_tiny_model(root: Path) -> Path:
+    """A model folder under ``root`` trained for one epoch on the tiny dataset with the tiny BERT (a few seconds)."""
     from cactus.train import train
     from cactus.train_config import TrainConfig
     from tests.tiny_backbones import save_tiny_bert
     from tests.tiny_data import write_tiny_dataset
 
-    root = tmp_path_factory.mktemp("tiny-model")
     data = write_tiny_dataset(root / "data")
     bert = save_tiny_bert(root / "bert")
     train(data, root / "model", TrainConfig(backbone=str(bert), epochs=1, batch_size=4, seed=0))
-    _made["model"] = root / "model"
     return root / "model"
-
-
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random BERT folder to fine-tune from (the Train page's "local folder" backbone), made once."""
-    if "bert" not in _made:
-        from tests.tiny_backbones import save_tiny_bert
-
-        _made["bert"] = save_tiny_bert(tmp_path_factory.mktemp("tiny-bert") / "bert")
-    return _made["bert"]
 
 
 def first_word_clusters(texts: list[str]) -> tuple[list[list[int]], list[str]]:

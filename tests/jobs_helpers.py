@@ -50,18 +50,14 @@ def postgres_schema_url(schema: str) -> str:
     return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
 
 
-#: The databases every store test runs on; use as ``@pytest.fixture(params=DATABASES)``.
+#: The databases every store test runs on (the ``store_url`` fixture of tests/conftest.py).
 DATABASES = ("sqlite", "postgresql")
 
 
 def store_database(kind: str, tmp_path: Path) -> Iterator[str]:
     """Yield the URL of an empty database (no tables yet): a SQLite file, or a fresh PostgreSQL schema.
 
-    Use it in a test module as::
-
-        @pytest.fixture(params=DATABASES)
-        def store_url(request, tmp_path):
-            yield from store_database(request.param, tmp_path)
+    Tests take it through the ``store_url`` fixture of tests/conftest.py.
     """
     from db.session import dispose_engines
 

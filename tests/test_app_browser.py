@@ -23,7 +23,7 @@ import pytest
 
 from cactus.checkpoint import read_card
 from db import active_model, edit_history, find_dataset, get_set, list_models, list_sets, register_model, session_scope
-from tests.app_helpers import tiny_bert_dir, tiny_model_dir, tiny_sets_jsonl
+from tests.app_helpers import tiny_sets_jsonl
 from tests.fake_anthropic import FakeAnthropic
 
 pytestmark = pytest.mark.browser
@@ -44,13 +44,13 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def workbench(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def workbench(tmp_path: Path, tiny_model: Path, tiny_bert: Path) -> Iterator[dict]:
     """`cactus app` with its worker on a fresh store holding one active tiny model; the teacher is a local fake."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to run the browser "
                     "test; .ci/run does")
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    model_dir = tiny_model_dir(tmp_path_factory)
+    model_dir = tiny_model
     card = read_card(model_dir)
     with session_scope(url) as session:
         register_model(session, name="tiny-start", checkpoint=str(model_dir), backbone=card.backbone, mode=card.mode,
@@ -78,7 +78,7 @@ def workbench(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 assert time.monotonic() < deadline, "the app did not answer within 90 s"
                 time.sleep(0.3)
             yield {"url": url, "base": f"http://127.0.0.1:{port}", "tmp": tmp_path, "teacher": teacher,
-                   "bert": tiny_bert_dir(tmp_path_factory)}
+                   "bert": tiny_bert}
         finally:
             app.send_signal(signal.SIGTERM)
             try:

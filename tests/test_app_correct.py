@@ -3,20 +3,8 @@ through the edit log, save (mark reviewed), and a reload that finds everything w
 
 from __future__ import annotations
 
-import pytest
-
 from db import Move, apply_edit, edit_history, get_set, session_scope
-from tests.app_helpers import fresh_app_store, open_app, seed_store, texts_of, tiny_model_dir
-
-
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    yield from fresh_app_store(tmp_path, monkeypatch)
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    return tiny_model_dir(tmp_path_factory)
+from tests.app_helpers import open_app, seed_store, texts_of
 
 
 def human(url: str, set_id: int):

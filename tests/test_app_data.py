@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from sqlalchemy import func, select
 
 from app.bootstrap import DEMO_DATASET
 from db import get_set, list_datasets, list_sets, session_scope
 from db.models import SetRow
 from jobs.queue import list_jobs
-from tests.app_helpers import fresh_app_store, open_app, texts_of, tiny_sets_jsonl
-
-
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    yield from fresh_app_store(tmp_path, monkeypatch)
+from tests.app_helpers import open_app, texts_of, tiny_sets_jsonl
 
 
 def datasets(url: str):

@@ -5,36 +5,16 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
 from cactus.checkpoint import read_card
 from db import active_model, register_model, session_scope
 from jobs.queue import list_jobs
 from tests.app_helpers import (
-    fresh_app_store,
     open_app,
     plotly_specs,
     seed_store,
     texts_of,
-    tiny_bert_dir,
-    tiny_model_dir,
 )
 from tests.jobs_helpers import start_worker
-
-
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    yield from fresh_app_store(tmp_path, monkeypatch)
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    return tiny_model_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory):
-    return tiny_bert_dir(tmp_path_factory)
 
 
 def run_worker(url, tmp_path) -> None:

@@ -6,31 +6,18 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from app.compare import agreement
 from db import add_clustering, get_set, list_sets, pair_disagreement, session_scope
 from jobs.queue import list_jobs
 from tests.app_helpers import (
     forget_cached_queries,
-    fresh_app_store,
     open_app,
     plotly_array,
     plotly_specs,
     seed_store,
     texts_of,
-    tiny_model_dir,
 )
-
-
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    yield from fresh_app_store(tmp_path, monkeypatch)
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    return tiny_model_dir(tmp_path_factory)
 
 
 def choose(at, label_start: str, value) -> None:

@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
 from app.widgets import STATUS_ICONS
 from db import list_models, session_scope
 from jobs.queue import get_job, list_jobs
-from tests.app_helpers import fresh_app_store, open_app, plotly_specs, seed_store, texts_of, tiny_bert_dir
+from tests.app_helpers import open_app, plotly_specs, seed_store, texts_of
 from tests.jobs_helpers import start_worker
-
-
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    yield from fresh_app_store(tmp_path, monkeypatch)
-
-
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory):
-    return tiny_bert_dir(tmp_path_factory)
 
 
 def jobs(url: str, **filters):

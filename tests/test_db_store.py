@@ -51,13 +51,7 @@ from db import (
 from db.migrate import current_revision, head_revision
 from db.models import Base, ClusteringRow, EditRow, EntityRow, SetRow
 from db.session import get_engine
-from tests.jobs_helpers import DATABASES, make_set, sample_sets, store_database
-
-
-@pytest.fixture(params=DATABASES)
-def store_url(request, tmp_path):
-    """An empty database: a SQLite file, then a PostgreSQL schema (skipped when no server is set)."""
-    yield from store_database(request.param, tmp_path)
+from tests.jobs_helpers import make_set, sample_sets
 
 
 def _import_sample(url: str, name: str = "crafts") -> dict[str, int]:

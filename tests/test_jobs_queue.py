@@ -13,12 +13,6 @@ from jobs import claims
 from jobs.base import JobParamsError
 from jobs.queue import cancel, enqueue, get_job, list_jobs, retry
 from jobs.types import PLUGINS_ENV, get_job_type, job_types
-from tests.jobs_helpers import DATABASES, store_database
-
-
-@pytest.fixture(params=DATABASES)
-def store_url(request, tmp_path):
-    yield from store_database(request.param, tmp_path)
 
 
 @pytest.fixture(autouse=True)

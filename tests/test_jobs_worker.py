@@ -20,12 +20,7 @@ from db.types import utcnow
 from jobs.queue import JobInfo, cancel, enqueue, get_job
 from jobs.types import PLUGINS_ENV
 from tests.fake_anthropic import FakeAnthropic, cluster_by_first_word, slow
-from tests.jobs_helpers import DATABASES, make_set, start_worker, store_database, wait_for
-
-
-@pytest.fixture(params=DATABASES)
-def store_url(request, tmp_path):
-    yield from store_database(request.param, tmp_path)
+from tests.jobs_helpers import make_set, start_worker, wait_for
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,41 @@
+"""Fixtures shared by several test modules, defined once so a session-scoped one is built once per run.
+
+``store_url``: an empty store, once on SQLite and once on PostgreSQL (see :func:`tests.jobs_helpers.store_database`).
+``app_env``: a fresh store and environment for the app under test (see :func:`tests.app_helpers.fresh_app_store`).
+``tiny_model`` / ``tiny_bert``: a tiny trained model folder and a tiny random BERT folder, made once per session.
+Imports happen inside the fixtures, so test modules that use none of them load neither Streamlit nor the store.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.jobs_helpers import DATABASES
+
+
+@pytest.fixture(params=DATABASES)
+def store_url(request, tmp_path):
+    from tests.jobs_helpers import store_database
+
+    yield from store_database(request.param, tmp_path)
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    from tests.app_helpers import fresh_app_store
+
+    yield from fresh_app_store(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    from tests.app_helpers import train_tiny_model
+
+    return train_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    from tests.tiny_backbones import save_tiny_bert
+
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert") / "bert")
