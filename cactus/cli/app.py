@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cactus.cli.store_option import add_db_option
 from cactus.errors import CactusError
 
 CONFIG_NAME = "streamlit_config.toml"
@@ -102,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--address", metavar="HOST", help="address to bind (default: all interfaces, Streamlit's)")
     parser.add_argument("--no-worker", action="store_true", help="do not start a worker (run `cactus worker` yourself)")
     parser.add_argument("--no-demo", action="store_true", help="do not set up the demo, even on an empty store")
-    parser.add_argument("--db", metavar="URL", help="database URL (default: CACTUS_DB_URL or the default SQLite file)")
+    add_db_option(parser)
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help=f"Streamlit settings (default: {CONFIG_NAME} at the top of the cactus source folder)")
     parser.set_defaults(func=run)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cactus.cli.store_option import add_db_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -22,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="shares of unassigned sets per split (default 0.8 0.1 0.1)")
     parser.add_argument("--any-human", action="store_true",
                         help="use human clusterings of sets not yet marked reviewed too")
-    parser.add_argument("--db", metavar="URL", help="database URL (default: CACTUS_DB_URL or the default SQLite file)")
+    add_db_option(parser)
     parser.set_defaults(func=run)
 
 

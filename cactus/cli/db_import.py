@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from cactus.cli.store_option import add_db_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -27,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="put every set in this split (default: each set's \"split\" key, else unassigned; "
                         "a folder keeps its files' splits)")
     parser.add_argument("--append", action="store_true", help="add to an existing dataset of that name")
-    parser.add_argument("--db", metavar="URL", help="database URL (default: CACTUS_DB_URL or the default SQLite file)")
+    add_db_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -10,10 +10,11 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-DB_HELP = "database URL (default: CACTUS_DB_URL or the default SQLite file)"
+from cactus.cli.store_option import add_db_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,25 +26,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    listing = actions.add_parser("list", help="jobs, newest first", description="Jobs, newest first.")
+    listing = _action(actions, "list", run_list, "jobs, newest first", "Jobs, newest first.")
     listing.add_argument("--status", action="append",
                          help="only this status: queued, running, succeeded, failed or cancelled (repeatable)")
     listing.add_argument("--type", help="only jobs of this type")
     listing.add_argument("--dataset", metavar="NAME", help="only jobs about this dataset")
     listing.add_argument("--limit", type=int, default=20, metavar="N", help="at most N jobs (default 20)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    listing.set_defaults(func=run_list)
 
-    show = actions.add_parser("show", help="one job in full: parameters, progress, metrics, result, error, log tail",
-                              description="One job in full.")
-    show.add_argument("job_id", type=int, metavar="ID")
+    show = _action(actions, "show", run_show, "one job in full: parameters, progress, metrics, result, error, log tail",
+                   "One job in full.", job_id=True)
     show.add_argument("--json", action="store_true", help="print the job as one JSON object")
-    show.set_defaults(func=run_show)
 
-    submit = actions.add_parser(
-        "submit", help="queue a job",
-        description="Queue a job of TYPE (see `cactus jobs types`). Its parameters are checked now, so a typo is "
-        "an error here and nothing is queued. Example: cactus jobs submit finetune --dataset demo "
+    submit = _action(
+        actions, "submit", run_submit, "queue a job",
+        "Queue a job of TYPE (see `cactus jobs types`). Its parameters are checked now, so a typo is an error here "
+        "and nothing is queued. Example: cactus jobs submit finetune --dataset \"Toy products (demo)\" "
         "--params '{\"train\": {\"epochs\": 3}}'",
     )
     submit.add_argument("type", metavar="TYPE")
@@ -54,29 +52,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="runs allowed when workers die under it (default 2)")
     submit.add_argument("--wait", action="store_true",
                         help="follow the job until it ends; exit status 0 only if it succeeded")
-    submit.set_defaults(func=run_submit)
 
-    wait = actions.add_parser("wait", help="follow a job until it ends (exit status 0 only if it succeeded)",
-                              description="Print a job's progress until it ends. Ctrl-C stops following, not the job.")
-    wait.add_argument("job_id", type=int, metavar="ID")
-    wait.set_defaults(func=run_wait)
+    _action(actions, "wait", run_wait, "follow a job until it ends (exit status 0 only if it succeeded)",
+            "Print a job's progress until it ends. Ctrl-C stops following, not the job.", job_id=True)
+    _action(actions, "cancel", run_cancel, "cancel a queued or running job",
+            "A queued job is cancelled at once, a running one within seconds.", job_id=True)
+    _action(actions, "retry", run_retry, "queue a finished job again with the same type and parameters",
+            "Queue a new job with the type and parameters of a finished one.", job_id=True)
+    _action(actions, "types", run_types, "the job types a worker can run",
+            "Built-in job types, then those of the modules in CACTUS_JOB_TYPES.", store=False)
 
-    cancel = actions.add_parser("cancel", help="cancel a queued or running job",
-                                description="A queued job is cancelled at once, a running one within seconds.")
-    cancel.add_argument("job_id", type=int, metavar="ID")
-    cancel.set_defaults(func=run_cancel)
 
-    retry = actions.add_parser("retry", help="queue a finished job again with the same type and parameters",
-                               description="Queue a new job with the type and parameters of a finished one.")
-    retry.add_argument("job_id", type=int, metavar="ID")
-    retry.set_defaults(func=run_retry)
-
-    types = actions.add_parser("types", help="the job types a worker can run",
-                               description="Built-in job types, then those of the modules in CACTUS_JOB_TYPES.")
-    types.set_defaults(func=run_types)
-
-    for sub in (listing, show, submit, wait, cancel, retry):
-        sub.add_argument("--db", metavar="URL", help=DB_HELP)
+def _action(actions: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int], help: str,
+            description: str, *, job_id: bool = False, store: bool = True) -> argparse.ArgumentParser:
+    """One ``cactus jobs`` action: its parser, an ``ID`` argument when it acts on one job, and ``--db``."""
+    parser = actions.add_parser(name, help=help, description=description)
+    if job_id:
+        parser.add_argument("job_id", type=int, metavar="ID")
+    if store:
+        add_db_option(parser)
+    parser.set_defaults(func=func)
+    return parser
 
 
 def read_params(text: str) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cactus.cli.store_option import add_db_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -19,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "The store is --db, else CACTUS_DB_URL, else ~/.local/share/cactus/cactus.db. Several workers may "
         "share one store. Job types beyond the built-in ones load from the modules named in CACTUS_JOB_TYPES.",
     )
-    parser.add_argument("--db", metavar="URL", help="database URL (default: CACTUS_DB_URL or the default SQLite file)")
+    add_db_option(parser)
     parser.add_argument("--once", action="store_true",
                         help="run at most one job, then exit (at once if none is queued)")
     parser.add_argument("--max-jobs", type=int, metavar="N", help="exit after N jobs")
