@@ -43,6 +43,7 @@ from db import (
 )
 from db.errors import StoreError
 from db.models import SetRow
+from jobs.base import JobParamsError
 from jobs.queue import JobInfo, get_job, list_jobs
 
 QUERY_TTL_S = 5
@@ -61,6 +62,17 @@ def writing() -> Iterator[Session]:
     with session_scope(db_url()) as session:
         yield session
     refresh()
+
+
+def queue_job(make: Callable[[Session], JobInfo], refused: str | None = None) -> JobInfo | None:
+    """Queue the job that ``make`` enqueues; when the store or the job's parameter check refuses it, show why
+    (after ``refused: `` when given) and return None."""
+    try:
+        with writing() as session:
+            return make(session)
+    except (JobParamsError, StoreError) as exc:
+        st.error(f"{refused}: {exc}" if refused else str(exc))
+        return None
 
 
 def read(action: Callable[[Session], T]) -> T:

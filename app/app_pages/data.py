@@ -127,12 +127,10 @@ def saved_message() -> None:
         st.page_link(widgets.PAGES["review"], label="Review them", icon=":material/compare:")
         if state.teacher_key_set():
             if st.button("Ask the teacher to cluster them", icon=":material/psychology:", key="data_label"):
-                try:
-                    with state.writing() as session:
-                        job = enqueue(session, "label", {"dataset_id": dataset_id, "sets": "missing"})
+                job = state.queue_job(
+                    lambda session: enqueue(session, "label", {"dataset_id": dataset_id, "sets": "missing"}))
+                if job is not None:
                     st.session_state["data_label_job"] = job.id
-                except (JobParamsError, StoreError) as exc:
-                    st.error(str(exc))
         else:
             st.caption("Set ANTHROPIC_API_KEY where you start `cactus app` to let the teacher (Claude) cluster them.")
     if st.session_state.get("data_label_job"):

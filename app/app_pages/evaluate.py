@@ -7,8 +7,6 @@ import streamlit as st
 
 from app import state, widgets
 from db import DatasetInfo
-from db.errors import StoreError
-from jobs.base import JobParamsError
 from jobs.queue import JobInfo, enqueue
 
 
@@ -31,13 +29,9 @@ def run_form(dataset: DatasetInfo) -> None:
     if st.button("Run the evaluation", type="primary", icon=":material/leaderboard:", key="evaluate_run"):
         params = {"dataset_id": dataset.id, "model_ids": list(chosen), "split": split, "baselines": baselines,
                   "backbone": backbone.strip() or "minilm"}
-        try:
-            with state.writing() as session:
-                job = enqueue(session, "evaluate", params)
-        except (JobParamsError, StoreError) as exc:
-            st.error(f"The evaluation was not queued: {exc}")
-            return
-        st.session_state["evaluate_job"] = job.id
+        job = state.queue_job(lambda session: enqueue(session, "evaluate", params), "The evaluation was not queued")
+        if job is not None:
+            st.session_state["evaluate_job"] = job.id
 
 
 def report(info: JobInfo) -> None:

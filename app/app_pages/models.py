@@ -12,9 +12,7 @@ from app import actions, state, widgets
 from app.compare import agreement
 from cactus.metrics import METRICS
 from db import ModelInfo, activate_model, latest_clusterings
-from db.errors import StoreError
 from db.models import SetRow
-from jobs.base import JobParamsError
 from jobs.queue import enqueue
 
 
@@ -77,11 +75,9 @@ def predict_panel(model: ModelInfo) -> None:
     chosen = left.selectbox("Cluster the sets of", list(by_id), format_func=lambda i: by_id[i].name,
                             key="models_predict_dataset")
     if right.button("Cluster the sets it has not clustered yet", key="models_predict", icon=":material/hub:"):
-        try:
-            with state.writing() as session:
-                st.session_state["models_predict_job"] = actions.predict_dataset(session, chosen, model.id).id
-        except (JobParamsError, StoreError) as exc:
-            st.error(str(exc))
+        job = state.queue_job(lambda session: actions.predict_dataset(session, chosen, model.id))
+        if job is not None:
+            st.session_state["models_predict_job"] = job.id
     if st.session_state.get("models_predict_job"):
         widgets.job_monitor(st.session_state["models_predict_job"], key="models_predict")
 
@@ -127,13 +123,10 @@ def compare_panel(found: list[ModelInfo]) -> None:
         st.caption(f"On the {together['sets']} sets both have clustered: mean ARI {together['ARI']:.3f}, mean AMI "
                    f"{together['AMI']:.3f} between them; identical clusterings on {together['identical']} sets.")
     if st.button("Score both on the test split", key="models_compare", icon=":material/leaderboard:"):
-        try:
-            with state.writing() as session:
-                job = enqueue(session, "evaluate", {"dataset_id": dataset_id, "model_ids": [first, second],
-                                                    "baselines": False})
+        job = state.queue_job(lambda session: enqueue(session, "evaluate", {
+            "dataset_id": dataset_id, "model_ids": [first, second], "baselines": False}))
+        if job is not None:
             st.session_state["models_compare_job"] = job.id
-        except (JobParamsError, StoreError) as exc:
-            st.error(str(exc))
     job_id = st.session_state.get("models_compare_job")
     if job_id:
         info = widgets.job_monitor(job_id, key="models_compare")

@@ -12,8 +12,6 @@ from app.compare import agreement, differences
 from app.heatmap import similarity_figure
 from cactus.errors import CactusError
 from db import ModelInfo, SetDetail
-from db.errors import StoreError
-from jobs.base import JobParamsError
 
 MODE_NAMES = {"nia": "NIA: no inter-entity attention", "sia": "SIA: scalable inter-entity attention",
               "sia_first": "SIA (first-token summaries)", "sia_qkey": "SIA (query-projected keys)",
@@ -51,12 +49,9 @@ def teacher_button(detail: SetDetail) -> None:
         return
     if st.button("Ask the teacher for this set", icon=":material/psychology:",
                  help="Queue a label job: Claude clusters this set (needs a worker; `cactus app` starts one)."):
-        try:
-            with state.writing() as session:
-                job = actions.ask_teacher(session, detail)
+        job = state.queue_job(lambda session: actions.ask_teacher(session, detail), "Could not queue the teacher")
+        if job is not None:
             st.session_state.setdefault("review_jobs", {})[("teacher", detail.id)] = job.id
-        except (JobParamsError, StoreError) as exc:
-            st.error(f"Could not queue the teacher: {exc}")
 
 
 def predict_button(detail: SetDetail, model: ModelInfo | None) -> None:

@@ -12,8 +12,6 @@ from app import state, widgets
 from cactus.encoders.config import MODES
 from cactus.losses.names import LOSS_NAMES
 from db import DatasetInfo, LabelSummary
-from db.errors import StoreError
-from jobs.base import JobParamsError
 from jobs.queue import enqueue
 
 MODE_HELP = {"sia": "SIA: each entity attends to summaries of the others (the paper's method)",
@@ -93,11 +91,8 @@ def launch(params: dict[str, Any], summary: LabelSummary) -> None:
         st.error("This dataset has no labelled sets yet: ask the teacher to cluster some (Review page), correct and "
                  "save some (Correct page), or upload sets with clusters.")
         return
-    try:
-        with state.writing() as session:
-            job = enqueue(session, "finetune", params)
-    except (JobParamsError, StoreError) as exc:
-        st.error(f"The job was not queued: {exc}")
+    job = state.queue_job(lambda session: enqueue(session, "finetune", params), "The job was not queued")
+    if job is None:
         return
     st.session_state["train_job"] = job.id
     st.toast(f"Queued finetune job {job.id}")
