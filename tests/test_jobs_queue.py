@@ -53,6 +53,24 @@ def test_enqueue_checks_parameters_before_queueing(store_url):
         assert [j.id for j in list_jobs(session)] == [job.id]
 
 
+@pytest.mark.parametrize(("job_type", "params", "message"), [
+    ("predict", {}, "predict: the parameter 'dataset_id' is required"),
+    ("evaluate", {"dataset_id": "3"}, "evaluate: dataset_id must be an integer of at least 1, got '3'"),
+    ("finetune", {"dataset_id": True}, "finetune: dataset_id must be an integer of at least 1, got True"),
+    ("label", {"dataset_id": 1, "budget_tokens": -1}, "label: budget_tokens must be an integer of at least 0"),
+    ("predict", {"dataset_id": 1, "batch_size": 0}, "predict: batch_size must be an integer of at least 1, got 0"),
+    ("label", {"dataset_id": 1, "cache": "yes"}, "label: cache must be true or false, got 'yes'"),
+    ("evaluate", {"dataset_id": 1, "baselines": 1}, "evaluate: baselines must be true or false, got 1"),
+    ("predict", {"dataset_id": 1, "set_ids": []}, r"predict: set_ids must be a non-empty list of set ids, got \[\]"),
+    ("evaluate", {"dataset_id": 1, "model_ids": [1, "2"]}, "evaluate: model_ids must be a list of model ids"),
+    ("finetune", {"dataset_id": 1, "epochs": 3}, "finetune: unknown parameter\\(s\\) epochs; known: activate, "
+                                                 "dataset_id, human, name, pretrain, split_seed, train"),
+])
+def test_every_job_type_names_the_bad_parameter(job_type, params, message):
+    with pytest.raises(JobParamsError, match=message):
+        get_job_type(job_type).parse_params(params)
+
+
 def test_claims_go_oldest_first_and_once(store_url):
     with session_scope(store_url) as session:
         first = enqueue(session, "test.steps", {"steps": 1}).id

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.base import JobContext, JobError, JobParamsError, JobType
+from jobs.params import boolean, ids, integer, refuse_unknown
 
 METRICS = ("NMI", "AMI", "RI", "ARI", "F1")
 
@@ -38,24 +39,13 @@ class EvaluateParams:
 
 def parse_params(raw: Mapping[str, Any]) -> EvaluateParams:
     known = {"dataset_id", "model_ids", "split", "baselines", "backbone", "human"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise JobParamsError(f"evaluate: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    dataset_id = raw.get("dataset_id")
-    if isinstance(dataset_id, bool) or not isinstance(dataset_id, int) or dataset_id < 1:
-        raise JobParamsError(f"evaluate: dataset_id must be a dataset's id, got {dataset_id!r}")
-    model_ids = raw.get("model_ids")
-    if model_ids is not None:
-        if not isinstance(model_ids, list) or not all(isinstance(i, int) and not isinstance(i, bool)
-                                                      for i in model_ids):
-            raise JobParamsError(f"evaluate: model_ids must be a list of model ids, got {model_ids!r}")
-        model_ids = tuple(model_ids)
+    refuse_unknown("evaluate", raw, known)
+    dataset_id = integer("evaluate", raw, "dataset_id", required=True)
+    model_ids = ids("evaluate", raw, "model_ids", what="model", allow_empty=True)
     split = raw.get("split", "test")
     if split not in ("train", "val", "test"):
         raise JobParamsError(f"evaluate: split must be train, val or test, got {split!r}")
-    baselines = raw.get("baselines", True)
-    if not isinstance(baselines, bool):
-        raise JobParamsError(f"evaluate: baselines must be true or false, got {baselines!r}")
+    baselines = boolean("evaluate", raw, "baselines", True)
     backbone = raw.get("backbone", "minilm")
     if not isinstance(backbone, str) or not backbone.strip():
         raise JobParamsError(f"evaluate: backbone must be 'minilm' or a folder, got {backbone!r}")

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.base import JobContext, JobParamsError, JobType
+from jobs.params import boolean, integer, is_int, refuse_unknown
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,8 @@ def _options(cls_name: str, raw: Any, where: str) -> dict[str, Any]:
 def parse_params(raw: Mapping[str, Any]) -> FinetuneParams:
     """Check the finetune job's parameters (see the module doc); training options are checked in full."""
     known = {"dataset_id", "name", "train", "pretrain", "human", "split_seed", "activate"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise JobParamsError(f"finetune: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    dataset_id = raw.get("dataset_id")
-    if isinstance(dataset_id, bool) or not isinstance(dataset_id, int) or dataset_id < 1:
-        raise JobParamsError(f"finetune: dataset_id must be a dataset's id, got {dataset_id!r}")
+    refuse_unknown("finetune", raw, known)
+    dataset_id = integer("finetune", raw, "dataset_id", required=True)
     train = _options("TrainConfig", raw.get("train", {}), "train")
     if train.get("init"):
         raise JobParamsError("finetune: train.init is not taken here; use 'pretrain' to start from pretraining")
@@ -79,11 +76,9 @@ def parse_params(raw: Mapping[str, Any]) -> FinetuneParams:
     if human not in ("reviewed", "any"):
         raise JobParamsError(f"finetune: human must be 'reviewed' or 'any', got {human!r}")
     seed = raw.get("split_seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if not is_int(seed):
         raise JobParamsError(f"finetune: split_seed must be an integer, got {seed!r}")
-    activate = raw.get("activate", True)
-    if not isinstance(activate, bool):
-        raise JobParamsError(f"finetune: activate must be true or false, got {activate!r}")
+    activate = boolean("finetune", raw, "activate", True)
     return FinetuneParams(dataset_id, train, pretrain, name.strip() if name else None, human, seed, activate)
 
 

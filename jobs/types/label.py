@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.base import JobContext, JobError, JobParamsError, JobType
+from jobs.params import boolean, ids, integer, refuse_unknown
 
 WHICH = ("missing", "unlabelled", "all")
 
@@ -47,35 +48,17 @@ class LabelParams:
     cache: bool = True
 
 
-def _integer(raw: Mapping[str, Any], name: str, *, minimum: int, required: bool = False) -> int | None:
-    value = raw.get(name)
-    if value is None:
-        if required:
-            raise JobParamsError(f"label: the parameter {name!r} is required")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise JobParamsError(f"label: {name} must be an integer of at least {minimum}, got {value!r}")
-    return value
-
-
 def parse_params(raw: Mapping[str, Any]) -> LabelParams:
     """Check the label job's parameters (see the module doc)."""
     known = {"dataset_id", "sets", "set_ids", "model", "concurrency", "budget_usd", "budget_tokens",
              "max_set_size", "cache"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise JobParamsError(f"label: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    dataset_id = _integer(raw, "dataset_id", minimum=1, required=True)
+    refuse_unknown("label", raw, known)
+    dataset_id = integer("label", raw, "dataset_id", required=True)
     assert dataset_id is not None
     which = raw.get("sets", "missing")
     if which not in WHICH:
         raise JobParamsError(f"label: sets must be one of {', '.join(WHICH)}, got {which!r}")
-    set_ids = raw.get("set_ids")
-    if set_ids is not None:
-        if not isinstance(set_ids, list) or not set_ids or not all(
-                isinstance(i, int) and not isinstance(i, bool) for i in set_ids):
-            raise JobParamsError(f"label: set_ids must be a non-empty list of set ids, got {set_ids!r}")
-        set_ids = tuple(set_ids)
+    set_ids = ids("label", raw, "set_ids", what="set")
     model = raw.get("model")
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise JobParamsError(f"label: model must be a Claude model id, got {model!r}")
@@ -83,15 +66,13 @@ def parse_params(raw: Mapping[str, Any]) -> LabelParams:
     if budget_usd is not None and (isinstance(budget_usd, bool) or not isinstance(budget_usd, (int, float))
                                    or budget_usd < 0):
         raise JobParamsError(f"label: budget_usd must be a number of dollars, got {budget_usd!r}")
-    cache = raw.get("cache", True)
-    if not isinstance(cache, bool):
-        raise JobParamsError(f"label: cache must be true or false, got {cache!r}")
+    cache = boolean("label", raw, "cache", True)
     return LabelParams(
         dataset_id=dataset_id, sets=which, set_ids=set_ids, model=model,
-        concurrency=_integer(raw, "concurrency", minimum=1) or 4,
+        concurrency=integer("label", raw, "concurrency", default=4),
         budget_usd=float(budget_usd) if budget_usd is not None else None,
-        budget_tokens=_integer(raw, "budget_tokens", minimum=0),
-        max_set_size=_integer(raw, "max_set_size", minimum=2), cache=cache,
+        budget_tokens=integer("label", raw, "budget_tokens", minimum=0),
+        max_set_size=integer("label", raw, "max_set_size", minimum=2), cache=cache,
     )
 
 

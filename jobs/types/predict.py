@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.base import JobContext, JobError, JobParamsError, JobType
+from jobs.params import ids, integer, refuse_unknown
 
 CHUNK = 64
 
@@ -34,33 +35,16 @@ class PredictParams:
     batch_size: int = 16
 
 
-def _positive_int(raw: Mapping[str, Any], name: str, default: int | None) -> int | None:
-    value = raw.get(name, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise JobParamsError(f"predict: {name} must be a positive integer, got {value!r}")
-    return value
-
-
 def parse_params(raw: Mapping[str, Any]) -> PredictParams:
     known = {"dataset_id", "model_id", "sets", "set_ids", "batch_size"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise JobParamsError(f"predict: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    if raw.get("dataset_id") is None:
-        raise JobParamsError("predict: the parameter 'dataset_id' is required")
+    refuse_unknown("predict", raw, known)
+    dataset_id = integer("predict", raw, "dataset_id", required=True)
     which = raw.get("sets", "missing")
     if which not in ("missing", "all"):
         raise JobParamsError(f"predict: sets must be 'missing' or 'all', got {which!r}")
-    set_ids = raw.get("set_ids")
-    if set_ids is not None:
-        if not isinstance(set_ids, list) or not set_ids or not all(
-                isinstance(i, int) and not isinstance(i, bool) for i in set_ids):
-            raise JobParamsError(f"predict: set_ids must be a non-empty list of set ids, got {set_ids!r}")
-        set_ids = tuple(set_ids)
-    return PredictParams(_positive_int(raw, "dataset_id", None), _positive_int(raw, "model_id", None), which,
-                         set_ids, _positive_int(raw, "batch_size", 16))
+    set_ids = ids("predict", raw, "set_ids", what="set")
+    return PredictParams(dataset_id, integer("predict", raw, "model_id"), which, set_ids,
+                         integer("predict", raw, "batch_size", default=16))
 
 
 def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
