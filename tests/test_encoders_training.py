@@ -94,6 +94,28 @@ def test_cpu_attention_dropout_takes_the_explicit_path() -> None:
     assert FUSED_NODE in autograd_nodes(embeddings)
 
 
+def test_a_failing_fused_kernel_falls_back_to_the_explicit_path_and_warns_once(monkeypatch) -> None:
+    """A kernel that a torch build lacks raises RuntimeError: the layer warns once, then runs the explicit path."""
+    from cactus.encoders import attention, fused_training
+
+    def refuse(*args):
+        raise RuntimeError("no such kernel")
+
+    monkeypatch.setattr(fused_training.SummaryAttention, "apply", refuse)
+    monkeypatch.setattr(attention, "_FUSED_TRAINING_FAILED", set())
+    encoder = make_encoder("bert")
+    batch = encoder.tokenize(SETS)
+    with pytest.warns(RuntimeWarning, match="fused SIA training kernels failed on cpu \\(no such kernel\\); using "
+                                            "the explicit path") as caught:
+        embeddings, _ = encoder(batch)
+    assert len([w for w in caught if issubclass(w.category, RuntimeWarning)]) == 1  # not once per layer
+    with sia_training_path("explicit"):
+        explicit, _ = encoder(batch)
+    assert_close(embeddings, explicit, atol=1e-6)
+    failed_devices = attention._FUSED_TRAINING_FAILED
+    assert failed_devices == {"cpu"}
+
+
 def test_unknown_training_path_is_rejected() -> None:
     with pytest.raises(ValueError, match="fused, explicit"), sia_training_path("flash"):
         pass

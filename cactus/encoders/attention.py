@@ -230,13 +230,7 @@ class PackedAttention:
         try:
             return fused_training.SummaryAttention.apply(self, scaling, dropout, query, key, value, *masks)
         except RuntimeError as exc:  # a kernel this torch build lacks or refuses: fall back, and say so once
-            _FUSED_TRAINING_FAILED.add(device)
-            warnings.warn(
-                f"cactus: fused SIA training kernels failed on {device} ({exc}); using the explicit path",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return None
+            return _fall_back(_FUSED_TRAINING_FAILED, device, "fused SIA training kernels", exc)
 
     # Helpers of the fused training path (cactus.encoders.fused_training).
     def kernel_mask(self, b: int, mask: Tensor | None, query: Tensor) -> Tensor | None:
@@ -405,13 +399,13 @@ def _fused_attention_with_lse(
         )
         return output, lse[..., :Q]  # the kernel pads the log-sum-exp to a multiple of 32 queries
     except RuntimeError as exc:  # a kernel this torch build lacks or refuses: fall back, and say so once
-        _FUSED_FAILED.add(device)
-        warnings.warn(
-            f"cactus: fused attention with log-sum-exp failed on {device} ({exc}); using the explicit path",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
+        return _fall_back(_FUSED_FAILED, device, "fused attention with log-sum-exp", exc)
+
+
+def _fall_back(failed: set[str], device: str, what: str, exc: RuntimeError) -> None:
+    """Mark ``device`` as lacking ``what`` so later calls take the explicit path, and warn about it once."""
+    failed.add(device)
+    warnings.warn(f"cactus: {what} failed on {device} ({exc}); using the explicit path", RuntimeWarning, stacklevel=4)
 
 
 @dataclass
