@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +62,28 @@ def train_tiny_model(root: Path) -> Path:
     bert = save_tiny_bert(root / "bert")
     train(data, root / "model", TrainConfig(backbone=str(bert), epochs=1, batch_size=4, seed=0))
     return root / "model"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for an app started by a test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_serving(port: int, process: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+    """Wait until the app on ``port`` answers its health check; fail with its log if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
+                if answer.read() == b"ok":
+                    return
+        except OSError:
+            pass
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"the app did not answer within {timeout:.0f} s"
+        time.sleep(0.3)
 
 
 def first_word_clusters(texts: list[str]) -> tuple[list[list[int]], list[str]]:

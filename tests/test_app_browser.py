@@ -11,11 +11,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import pytest
 
 from cactus.checkpoint import read_card
 from db import active_model, edit_history, find_dataset, get_set, list_models, list_sets, register_model, session_scope
-from tests.app_helpers import tiny_sets_jsonl
+from tests.app_helpers import free_port, tiny_sets_jsonl, wait_until_serving
 from tests.fake_anthropic import FakeAnthropic
 
 pytestmark = pytest.mark.browser
@@ -35,12 +33,6 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", 
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 STEP_S = 60_000  # ms: one page action and the rerun it causes, on a busy 2-core machine
 JOB_S = 240_000  # ms: a job from queue to "succeeded" (the tiny fine-tune, with the worker's torch import)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -66,17 +58,7 @@ def workbench(tmp_path: Path, tiny_model: Path, tiny_bert: Path) -> Iterator[dic
         app = subprocess.Popen([sys.executable, "-m", "cactus", "app", "--no-demo", "--port", str(port), "--address",
                                 "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
-                        if answer.read() == b"ok":
-                            break
-                except OSError:
-                    pass
-                assert app.poll() is None, (tmp_path / "app.log").read_text()
-                assert time.monotonic() < deadline, "the app did not answer within 90 s"
-                time.sleep(0.3)
+            wait_until_serving(port, app, tmp_path / "app.log")
             yield {"url": url, "base": f"http://127.0.0.1:{port}", "tmp": tmp_path, "teacher": teacher,
                    "bert": tiny_bert}
         finally:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +19,7 @@ from cactus.errors import CactusError
 from db import create_dataset, delete_dataset, find_dataset, list_sets, session_scope
 from jobs.queue import enqueue, list_jobs
 from jobs.types import get_job_type
+from tests.app_helpers import free_port, wait_until_serving
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,12 +85,6 @@ def test_a_store_with_only_a_job_is_not_fresh(tmp_path):
     assert bootstrap(url) is None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def get(url: str, method: str = "GET", data: bytes | None = None) -> int:
     request = urllib.request.Request(url, method=method, data=data)
     try:
@@ -110,16 +103,7 @@ def test_cactus_app_serves_with_its_settings_and_stops_on_sigterm(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "cactus", "app", "--no-worker", "--port", str(port),
                                 "--address", "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if get(f"http://127.0.0.1:{port}/_stcore/health") == 200:
-                    break
-            except OSError:
-                pass
-            assert process.poll() is None, (tmp_path / "app.log").read_text()
-            assert time.monotonic() < deadline, "the app did not answer within 90 s"
-            time.sleep(0.3)
+        wait_until_serving(port, process, tmp_path / "app.log")
         # XSRF protection is on (streamlit_config.toml): an upload without the token is forbidden, not just bad
         assert get(f"http://127.0.0.1:{port}/_stcore/upload_file/some-session/some-file", "PUT", b"x") == 403
         with session_scope(env["CACTUS_DB_URL"], readonly=True) as session:
