@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from cactus.encoders import MODES, EncoderConfig, SetEncoder, reference_forward
-from cactus.encoders.packing import pack
 from tests.tiny_backbones import tiny_bert, tiny_t5
 
 FAMILIES = ("bert", "t5")
@@ -73,13 +72,7 @@ def test_packed_equals_dense_reference(family: str, mode: str) -> None:
 def test_sia_with_padded_buckets_equals_reference(family: str, max_buckets: int) -> None:
     """Few buckets force entities of different lengths into one padded bucket; padding must not leak."""
     encoder = make_encoder(family)
-    batch = pack(
-        encoder.tokenize_entities(SETS),
-        layout="entity",
-        pad_id=encoder.tokenizer.pad_token_id,
-        position_offset=encoder.info.position_offset,
-        max_buckets=max_buckets,
-    )
+    batch = encoder.tokenize(SETS, "sia", max_buckets=max_buckets)
     assert len(batch.segments) == max_buckets
     assert any(v is not None for v in batch.segment_valid), "expected some bucket padding"
     with torch.no_grad():

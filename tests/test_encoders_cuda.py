@@ -8,7 +8,6 @@ import torch
 
 from cactus.encoders import MODES, EncoderConfig, SetEncoder, reference_forward
 from cactus.encoders.attention import SUMMARY_MODES, sia_training_path
-from cactus.encoders.packing import pack
 from tests.test_encoders import SETS, tiny_backbone
 from tests.test_encoders_training import FUSED_NODE, TRAIN_SETS, assert_grads_close, autograd_nodes
 from tests.tiny_backbones import tiny_t5
@@ -161,13 +160,7 @@ def test_cuda_fused_training_with_padded_buckets_equals_reference(family: str) -
     for run in ("fast", "reference"):
         encoder = cuda_encoder(family)
         if run == "fast":
-            batch = pack(
-                encoder.tokenize_entities(TRAIN_SETS),
-                layout="entity",
-                pad_id=encoder.tokenizer.pad_token_id,
-                position_offset=encoder.info.position_offset,
-                max_buckets=2,
-            ).to("cuda")
+            batch = encoder.tokenize(TRAIN_SETS, "sia", max_buckets=2).to("cuda")
             assert any(v is not None for v in batch.segment_valid)
             embeddings, _ = encoder(batch)
             assert FUSED_NODE in autograd_nodes(embeddings)

@@ -145,13 +145,7 @@ def test_fused_gradients_with_padded_buckets_equal_reference(family: str, max_bu
     weights = torch.randn(5, 7, 32, generator=torch.Generator().manual_seed(3))
 
     def packed(encoder):
-        batch = pack(
-            encoder.tokenize_entities(TRAIN_SETS),
-            layout="entity",
-            pad_id=encoder.tokenizer.pad_token_id,
-            position_offset=encoder.info.position_offset,
-            max_buckets=max_buckets,
-        )
+        batch = encoder.tokenize(TRAIN_SETS, "sia", max_buckets=max_buckets)
         assert any(v is not None for v in batch.segment_valid)
         return encoder(batch)
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from cactus.encoders.attention import PackedAttention, install_attention
 from cactus.encoders.backbones import describe_backbone, load_backbone, relative_bias_module
 from cactus.encoders.config import ENTITY_MODES, EncoderConfig, check_mode
-from cactus.encoders.packing import SetBatch, pack
+from cactus.encoders.packing import MAX_BUCKETS, SetBatch, pack
 
 
 class SetEncoder(nn.Module):
@@ -77,10 +77,12 @@ class SetEncoder(nn.Module):
                     raise ValueError(f"entity {j} of set {i} ({sets[i][j]!r}) has no tokens; remove it or fill it in")
         return out
 
-    def tokenize(self, sets: Sequence[Sequence[str]], mode: str | None = None) -> SetBatch:
+    def tokenize(self, sets: Sequence[Sequence[str]], mode: str | None = None, *,
+                 max_buckets: int = MAX_BUCKETS) -> SetBatch:
         """Tokenize and pack a batch of sets (sizes may differ) for ``mode`` (default ``config.mode``).
 
         Batches made for nia, sia, sia_first and sia_qkey are interchangeable; fia packs whole sets.
+        ``max_buckets`` bounds the number of distinct segment lengths (fewer: more padding, fewer kernel calls).
         """
         mode = check_mode(mode or self.config.mode)
         return pack(
@@ -88,6 +90,7 @@ class SetEncoder(nn.Module):
             layout="entity" if mode in ENTITY_MODES else "set",
             pad_id=self.tokenizer.pad_token_id,
             position_offset=self.info.position_offset,
+            max_buckets=max_buckets,
         )
 
     # ---------------------------------------------------------------- forward
