@@ -7,14 +7,17 @@ system lives in the top-level ``jobs`` package, imported only when the command r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cactus.cli.store_option import add_db_option
+from cactus.errors import CactusError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,8 +80,6 @@ def _action(actions: argparse._SubParsersAction, name: str, func: Callable[[argp
 
 def read_params(text: str) -> dict[str, Any]:
     """The ``--params`` value: a JSON object, inline or from ``@FILE``."""
-    from cactus.errors import CactusError
-
     source = "--params"
     if text.startswith("@"):
         path = Path(text[1:])
@@ -97,19 +98,10 @@ def read_params(text: str) -> dict[str, Any]:
 
 
 def job_summary(job: Any) -> dict[str, Any]:
-    """A job as JSON-able data."""
-    return {
-        "id": job.id, "type": job.type, "status": job.status, "dataset_id": job.dataset_id,
-        "progress": job.progress, "message": job.message, "params": job.params, "metrics": job.metrics,
-        "result": job.result, "error": job.error, "traceback": job.traceback, "attempts": job.attempts,
-        "max_attempts": job.max_attempts, "worker_id": job.worker_id, "cancel_requested": job.cancel_requested,
-        "created_at": _stamp(job.created_at), "started_at": _stamp(job.started_at),
-        "finished_at": _stamp(job.finished_at), "seconds": job.seconds, "log_tail": job.log_tail,
-    }
-
-
-def _stamp(moment: Any) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="seconds")
+    """A job (a :class:`jobs.queue.JobInfo`) as JSON-able data, with how long it ran as ``seconds``."""
+    data = {key: value.isoformat(timespec="seconds") if isinstance(value, datetime) else value
+            for key, value in dataclasses.asdict(job).items()}
+    return {**data, "seconds": job.seconds}
 
 
 def _dataset_id(session: Any, name: str | None) -> int | None:
@@ -119,7 +111,6 @@ def _dataset_id(session: Any, name: str | None) -> int | None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from cactus.errors import CactusError
     from db.session import session_scope
     from jobs.queue import list_jobs
 
@@ -171,7 +162,6 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    from cactus.errors import CactusError
     from db.session import session_scope
     from jobs.queue import enqueue
 
