@@ -14,6 +14,7 @@ import numpy as np
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from cactus.data import clusters_to_labels
 from db.errors import NotFoundError, StoreError
 from db.models import SOURCES, ClusteringRow, ModelRow, SetRow
 from db.partition import Partition
@@ -115,13 +116,7 @@ def latest_labels(
         newest = newest.where(ClusteringRow.model_id == model_id)
     rows = session.execute(select(ClusteringRow.set_id, ClusteringRow.clusters)
                            .where(ClusteringRow.id.in_(newest.group_by(ClusteringRow.set_id))))
-    labels: dict[int, np.ndarray] = {}
-    for set_id, clusters in rows:
-        out = np.empty(sum(len(c) for c in clusters), dtype=np.int64)
-        for c, members in enumerate(clusters):
-            out[members] = c
-        labels[set_id] = out
-    return labels
+    return {set_id: clusters_to_labels(clusters, sum(len(c) for c in clusters)) for set_id, clusters in rows}
 
 
 def pair_disagreement(labels_a: Sequence[int], labels_b: Sequence[int]) -> float:

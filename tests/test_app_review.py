@@ -8,6 +8,7 @@ import json
 import numpy as np
 
 from app.compare import agreement
+from cactus.data import clusters_to_labels
 from db import add_clustering, get_set, list_sets, pair_disagreement, session_scope
 from jobs.queue import list_jobs
 from tests.app_helpers import (
@@ -80,12 +81,8 @@ def set_model_disagreement(url: str, seeded, agreeing: int) -> None:
             if position < agreeing:
                 clusters = teacher
             else:
-                teacher_labels = [0] * n
-                for c, members in enumerate(teacher):
-                    for i in members:
-                        teacher_labels[i] = c
                 # all singletons disagree on the pairs the teacher joins, one cluster on the others
-                joined = pair_disagreement(teacher_labels, list(range(n)))
+                joined = pair_disagreement(clusters_to_labels(teacher, n), list(range(n)))
                 clusters = [[i] for i in range(n)] if joined >= 0.5 else [list(range(n))]
             add_clustering(session, set_id, "model", clusters, model_id=seeded.model_id, producer="tiny-sia",
                            details={"threshold": 0.5})
