@@ -228,9 +228,10 @@ def test_sia_gradients_equal_reference_gradients(family: str, mode: str) -> None
     slow = grads(lambda e: reference_forward(e, SETS))
     for name, grad in slow.items():
         # Relative to the parameter's largest gradient; BERT's key bias has an exact gradient of 0 (see above)
-        # and gets the floor.
+        # and gets the floor. Gradients pass through more float32 sums than the forward, in another order on
+        # each path: 1.02e-5 was seen for sia_first on one CPU, so the bound is 2e-5 (the forward keeps 1e-5).
         scale = max(grad.abs().max().item(), 1e-2)
-        assert_close(fast[name] / scale, grad / scale, atol=1e-5)
+        assert_close(fast[name] / scale, grad / scale, atol=2e-5)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
