@@ -14,8 +14,8 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.compare import agreement
-from cactus.cluster import MergeTree
 from cactus.data import labels_to_clusters
+from cactus.inference.cluster import MergeTree
 from db import ClusteringView, ModelInfo, SetDetail, add_clustering
 from jobs.queue import JobInfo, enqueue
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from cactus.metrics import clustering_scores
+from cactus.evaluation.metrics import clustering_scores
 
 Clusters = Sequence[Sequence[int]]
 #: Two clusters share a colour only when they overlap at least this much (Jaccard index of their members).

@@ -203,16 +203,16 @@ def _stamp(checkpoint: str) -> float:
 
 @st.cache_resource(max_entries=3, show_spinner=False)
 def _load_model(checkpoint: str, stamp: float) -> Any:
-    from cactus.model import ClusteringModel
+    from cactus.inference.model import ClusteringModel
 
     return ClusteringModel.load(checkpoint)
 
 
 def clustering_model(checkpoint: str) -> Any:
-    """The model in ``checkpoint`` (a :class:`cactus.model.ClusteringModel`), loaded once per process.
+    """The model in ``checkpoint`` (a :class:`cactus.inference.model.ClusteringModel`), loaded once per process.
 
     Raises:
-        cactus.checkpoint.CheckpointError: the folder is gone or is not a model.
+        cactus.training.checkpoint.CheckpointError: the folder is gone or is not a model.
     """
     return _load_model(checkpoint, _stamp(checkpoint))
 

@@ -19,7 +19,7 @@ import streamlit as st
 from app import state
 from app.compare import assign_colors, cluster_label
 from app.palette import color, tint
-from cactus.metrics import METRICS
+from cactus.evaluation.metrics import METRICS
 from db import ClusteringView, DatasetInfo, ModelInfo, SetDetail, SetSummary
 from db.errors import ConflictError
 from jobs.queue import JobInfo, cancel

@@ -53,8 +53,8 @@ def fresh_app_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 def train_tiny_model(root: Path) -> Path:
     """A model folder under ``root`` trained for one epoch on the tiny dataset with the tiny BERT (a few seconds)."""
-    from cactus.train import train
-    from cactus.train_config import TrainConfig
+    from cactus.training.config import TrainConfig
+    from cactus.training.trainer import train
     from tests.tiny_backbones import save_tiny_bert
     from tests.tiny_data import write_tiny_dataset
 
@@ -130,7 +130,7 @@ def seed_store(url: str, root: Path, model_dir: Path | None = None, *, teacher: 
         ids = [s.id for s in list_sets(session, dataset.id, limit=1000).items]
     model_id = None
     if model_dir is not None:
-        from cactus.checkpoint import read_card
+        from cactus.training.checkpoint import read_card
 
         card = read_card(model_dir)
         with session_scope(url) as session:
@@ -146,7 +146,7 @@ def seed_store(url: str, root: Path, model_dir: Path | None = None, *, teacher: 
             sets = load_entity_sets(session, ids)
         predictions: dict[int, Any] = {}
         if predict and model_dir is not None:
-            from cactus.model import ClusteringModel
+            from cactus.inference.model import ClusteringModel
 
             model = ClusteringModel.load(model_dir)
             predictions = dict(zip(ids, model.predict([sets[i] for i in ids]), strict=True))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cactus.checkpoint import read_card
+from cactus.training.checkpoint import read_card
 from db import active_model, edit_history, find_dataset, get_set, list_models, list_sets, register_model, session_scope
 from tests.app_helpers import free_port, tiny_sets_jsonl, wait_until_serving
 from tests.fake_anthropic import FakeAnthropic

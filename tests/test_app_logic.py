@@ -10,7 +10,7 @@ import pytest
 from app import compare, uploads
 from app.heatmap import similarity_figure
 from cactus.data import DataError
-from cactus.metrics import clustering_scores
+from cactus.evaluation.metrics import clustering_scores
 
 # --- uploads ---------------------------------------------------------------------------------------------------
 

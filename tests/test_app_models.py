@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from cactus.checkpoint import read_card
+from cactus.training.checkpoint import read_card
 from db import active_model, register_model, session_scope
 from jobs.queue import list_jobs
 from tests.app_helpers import (

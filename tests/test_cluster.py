@@ -7,7 +7,7 @@ import pytest
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
-from cactus.cluster import THRESHOLDS, AgglomerativeClusterer, MergeTree, cluster_similarity, sweep_thresholds
+from cactus.inference.cluster import THRESHOLDS, AgglomerativeClusterer, MergeTree, cluster_similarity, sweep_thresholds
 
 
 def random_similarity(rng, n):

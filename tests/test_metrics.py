@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from cactus.metrics import average_scores, clustering_scores, contingency_matrix, f1_score, score_sets
+from cactus.evaluation.metrics import average_scores, clustering_scores, contingency_matrix, f1_score, score_sets
 
 
 def test_f1_on_a_hand_worked_table():

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from cactus.selfsup import SelfSupervisedConfig, distinct_texts, drop_words, self_supervised_sets
+from cactus.training.selfsup import SelfSupervisedConfig, distinct_texts, drop_words, self_supervised_sets
 
 POOL = [f"brand{i} model {i} deluxe edition with extra parts number {i}" for i in range(40)] + ["lamp", "lamp"]
 

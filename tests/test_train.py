@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from cactus.checkpoint import CheckpointError, read_card
 from cactus.cli import main
 from cactus.data import read_sets
-from cactus.model import ClusteringModel
-from cactus.train import PretrainConfig, TrainConfig, TrainingError, pretrain, train
+from cactus.inference.model import ClusteringModel
+from cactus.training.checkpoint import CheckpointError, read_card
+from cactus.training.trainer import PretrainConfig, TrainConfig, TrainingError, pretrain, train
 from tests.tiny_backbones import save_tiny_bert, save_tiny_t5
 from tests.tiny_data import write_tiny_dataset
 
@@ -61,7 +61,7 @@ def test_train_writes_a_complete_card_and_the_model_predicts(workspace, tmp_path
     sims = np.array(predicted[0].similarity)
     assert sims.shape == (len(test_sets[0]),) * 2 and np.allclose(sims, sims.T, atol=1e-4)
     # the saved model reproduces the test scores of the card
-    from cactus.evaluation import evaluate_predictions
+    from cactus.evaluation.scoring import evaluate_predictions
 
     assert evaluate_predictions(test_sets, predicted).average["ARI"] == pytest.approx(card.test["ARI"])
 
@@ -141,7 +141,7 @@ def test_t5_backbone_trains_and_reloads(workspace, tmp_path):
                                                                         loss="triplet"))
     model = ClusteringModel.load(tmp_path / "t5m")
     sets = read_sets(workspace["dataset"] / "test.jsonl").sets
-    from cactus.evaluation import evaluate_predictions
+    from cactus.evaluation.scoring import evaluate_predictions
 
     assert evaluate_predictions(sets, model.predict(sets)).average["NMI"] == pytest.approx(result.card.test["NMI"])
 
@@ -167,7 +167,7 @@ def test_data_parallel_ranks_end_with_identical_weights(workspace, tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(
         "import json, os, sys\n"
-        "from cactus.train import TrainConfig, train\n"
+        "from cactus.training.trainer import TrainConfig, train\n"
         "result = train(sys.argv[1], sys.argv[2], TrainConfig(backbone=sys.argv[3], epochs=2, batch_size=2))\n"
         "rank = os.environ['RANK']\n"
         "open(os.path.join(sys.argv[4], f'rank{rank}.json'), 'w').write(json.dumps({'digest': result.weights_digest,"

@@ -10,7 +10,7 @@ import streamlit as st
 
 from app import actions, state, widgets
 from app.compare import agreement
-from cactus.metrics import METRICS
+from cactus.evaluation.metrics import METRICS
 from db import ModelInfo, activate_model, latest_clusterings
 from db.models import SetRow
 from jobs.queue import enqueue

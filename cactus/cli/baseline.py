@@ -27,10 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cactus.baselines import run_baselines
     from cactus.data import read_dataset
-    from cactus.embedding import frozen_embedder
-    from cactus.tables import markdown_table
+    from cactus.evaluation.baselines import run_baselines
+    from cactus.evaluation.tables import markdown_table
+    from cactus.inference.embedding import frozen_embedder
 
     dataset = read_dataset(args.dataset)
     embed = frozen_embedder(args.backbone, batch_size=args.batch_size)

@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cactus.data import read_sets
-    from cactus.evaluation import evaluate_predictions
-    from cactus.tables import markdown_table
+    from cactus.evaluation.scoring import evaluate_predictions
+    from cactus.evaluation.tables import markdown_table
 
     gold = read_sets(args.gold, require_labels=True).sets
     pred = read_sets(args.pred, require_labels=True).sets

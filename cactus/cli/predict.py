@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from cactus.data import write_sets
     from cactus.data.sets import read_sets
     from cactus.errors import CactusError
-    from cactus.model import ClusteringModel
+    from cactus.inference.model import ClusteringModel
 
     loaded = read_sets(args.sets, skip_invalid=args.skip_invalid)
     for skipped in loaded.skipped:

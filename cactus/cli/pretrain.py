@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def source_texts(source: Path) -> list[str]:
     """Entity texts of an entities file, a sets file, or a dataset folder's train split."""
     from cactus.data import read_dataset, read_entities, read_sets
-    from cactus.train import entity_texts
+    from cactus.training.trainer import entity_texts
 
     if source.is_dir():
         return entity_texts(read_dataset(source, ("train",), require_labels=False).train)
@@ -45,7 +45,7 @@ def source_texts(source: Path) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from cactus.cli.progress import ProgressBar
-    from cactus.train import PretrainConfig, pretrain
+    from cactus.training.trainer import PretrainConfig, pretrain
 
     texts = source_texts(args.source)
     bar = ProgressBar(disable=args.quiet)

@@ -1,4 +1,4 @@
-"""A terminal progress bar driven by the trainer's :class:`~cactus.train.Progress` callback."""
+"""A terminal progress bar driven by the trainer's :class:`~cactus.training.trainer.Progress` callback."""
 
 from __future__ import annotations
 

@@ -40,11 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cactus.cli.progress import ProgressBar
-    from cactus.embedding import frozen_embedder
     from cactus.errors import CactusError
-    from cactus.report import VARIANTS, run_report
-    from cactus.tables import markdown_table
-    from cactus.train import TrainConfig, config_from_dict
+    from cactus.evaluation.report import VARIANTS, run_report
+    from cactus.evaluation.tables import markdown_table
+    from cactus.inference.embedding import frozen_embedder
+    from cactus.training.trainer import TrainConfig, config_from_dict
 
     variants = VARIANTS
     if args.only:

@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cactus.cli.progress import ProgressBar
     from cactus.data import read_dataset
-    from cactus.train import PretrainConfig, TrainConfig, entity_texts, pretrain, train
+    from cactus.training.trainer import PretrainConfig, TrainConfig, entity_texts, pretrain, train
 
     init = args.init
     bar = ProgressBar(disable=args.quiet)
@@ -97,7 +97,7 @@ def with_jsonl(bar, path: Path):
 
 
 def _config(cls, args: argparse.Namespace, **extra):
-    from cactus.train import config_from_dict
+    from cactus.training.trainer import config_from_dict
 
     values = {"backbone": args.backbone, "mode": args.mode, "loss": args.loss, "batch_size": args.batch_size,
               "lr": args.lr, "seed": args.seed, "max_tokens": args.max_tokens, "device": args.device, **extra}

@@ -59,7 +59,7 @@ def parse_params(raw: Mapping[str, Any]) -> EvaluateParams:
 
 def run(ctx: JobContext, params: EvaluateParams) -> dict[str, Any]:
     from cactus.data import read_dataset
-    from cactus.evaluation import evaluate_model
+    from cactus.evaluation.scoring import evaluate_model
     from db.datasets import get_dataset
     from db.export import export_labels
     from db.registry import active_model, get_model
@@ -86,8 +86,8 @@ def run(ctx: JobContext, params: EvaluateParams) -> dict[str, Any]:
         rows.append(row)
         ctx.log(f"{model.name}: " + ", ".join(f"{k} {row[k]:.3f}" for k in METRICS))
     if params.baselines:
-        from cactus.baselines import run_baselines
-        from cactus.embedding import frozen_embedder
+        from cactus.evaluation.baselines import run_baselines
+        from cactus.inference.embedding import frozen_embedder
 
         ctx.progress(len(models) / steps, "scoring the unsupervised baselines")
         scored = data if params.split == "test" else type(data)(data.root, {**data.splits, "test": sets})

@@ -5,8 +5,8 @@ Parameters (JSON):
 ===============  ============================================================================
 ``dataset_id``   the dataset (required)
 ``name``         the model's name in the registry (default: dataset, mode, loss and job id)
-``train``        options of :class:`cactus.train_config.TrainConfig` (backbone, mode, loss, epochs, ...)
-``pretrain``     options of :class:`cactus.train_config.PretrainConfig` (e.g. ``{"steps": 300}``) to
+``train``        options of :class:`cactus.training.config.TrainConfig` (backbone, mode, loss, epochs, ...)
+``pretrain``     options of :class:`cactus.training.config.PretrainConfig` (e.g. ``{"steps": 300}``) to
                  pretrain on self-supervised sets first, or null
 ``human``        ``"reviewed"`` (default: human labels of reviewed sets only) or ``"any"``
 ``split_seed``   seed that assigns splits to sets that have none (default 0)
@@ -46,7 +46,7 @@ class FinetuneParams:
 
 
 def _options(cls_name: str, raw: Any, where: str) -> dict[str, Any]:
-    from cactus.train_config import PretrainConfig, TrainConfig, TrainingError, config_from_dict
+    from cactus.training.config import PretrainConfig, TrainConfig, TrainingError, config_from_dict
 
     cls = {"TrainConfig": TrainConfig, "PretrainConfig": PretrainConfig}[cls_name]
     if not isinstance(raw, dict):
@@ -121,8 +121,8 @@ def gpu_count() -> int:
 def train_distributed(ctx: JobContext, data_dir: Path, model_dir: Path, options: dict[str, Any],
                       init: str | None, gpus: int, report) -> None:
     """Run ``cactus train`` under torchrun on ``gpus`` GPUs, relaying rank 0's progress lines."""
-    from cactus.train import Progress
-    from cactus.train_config import TrainingError
+    from cactus.training.config import TrainingError
+    from cactus.training.trainer import Progress
 
     progress_file = ctx.work_dir / "progress.jsonl"
     progress_file.unlink(missing_ok=True)
@@ -156,7 +156,7 @@ def train_distributed(ctx: JobContext, data_dir: Path, model_dir: Path, options:
 
 def _finished_card(model_dir: Path):
     """The card of a model that finished training in ``model_dir`` (test scores written), else None."""
-    from cactus.checkpoint import CheckpointError, read_card
+    from cactus.training.checkpoint import CheckpointError, read_card
 
     try:
         card = read_card(model_dir)
@@ -167,7 +167,7 @@ def _finished_card(model_dir: Path):
 
 def run(ctx: JobContext, params: FinetuneParams) -> dict[str, Any]:
     """Export labels, (pre)train, register the model."""
-    from cactus.train import PretrainConfig, TrainConfig, entity_texts, pretrain, train
+    from cactus.training.trainer import PretrainConfig, TrainConfig, entity_texts, pretrain, train
     from db.datasets import get_dataset
     from db.export import export_labels
     from db.registry import register_model
@@ -197,7 +197,7 @@ def run(ctx: JobContext, params: FinetuneParams) -> dict[str, Any]:
         card = finished
     elif gpus > 1:
         train_distributed(ctx, data_dir, model_dir, params.train, init, gpus, report)
-        from cactus.checkpoint import read_card
+        from cactus.training.checkpoint import read_card
 
         card = read_card(model_dir)
     else:

@@ -50,7 +50,7 @@ def parse_params(raw: Mapping[str, Any]) -> PredictParams:
 def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from cactus.model import ClusteringModel
+    from cactus.inference.model import ClusteringModel
     from db.clusterings import add_clustering, latest_clusterings
     from db.datasets import get_dataset
     from db.models import SetRow

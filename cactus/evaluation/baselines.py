@@ -19,9 +19,9 @@ from sklearn.cluster import KMeans, SpectralClustering
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import silhouette_score
 
-from cactus.cluster import MergeTree, sweep_thresholds
 from cactus.data.sets import Dataset, EntitySet
-from cactus.metrics import average_scores, clustering_scores, selection_score
+from cactus.evaluation.metrics import average_scores, clustering_scores, selection_score
+from cactus.inference.cluster import MergeTree, sweep_thresholds
 
 SILHOUETTE_KMAX = 10
 Embedder = Callable[[Sequence[EntitySet]], list[np.ndarray]]

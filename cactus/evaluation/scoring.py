@@ -10,7 +10,7 @@ import numpy as np
 
 from cactus.data.errors import DataError
 from cactus.data.sets import EntitySet
-from cactus.metrics import average_scores, clustering_scores
+from cactus.evaluation.metrics import average_scores, clustering_scores
 
 
 @dataclass
@@ -54,7 +54,7 @@ def evaluate_predictions(gold: Sequence[EntitySet], pred: Sequence[EntitySet], *
 def evaluate_model(model_dir: str, sets: Sequence[EntitySet], *, device: str | None = None,
                    threshold: float | None = None, mode: str | None = None) -> dict[str, float]:
     """Average scores of a model folder's predictions on labelled ``sets`` (at its validation threshold)."""
-    from cactus.model import ClusteringModel
+    from cactus.inference.model import ClusteringModel
 
     model = ClusteringModel.load(model_dir, device=device)
     return evaluate_predictions(sets, model.predict(sets, threshold=threshold, mode=mode)).average

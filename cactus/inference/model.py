@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cactus.checkpoint import ModelCard, backbone_dir, read_card
-from cactus.cluster import MergeTree, check_threshold
 from cactus.data.sets import EntitySet
+from cactus.inference.cluster import MergeTree, check_threshold
+from cactus.training.checkpoint import ModelCard, backbone_dir, read_card
 
 
 def resolve_device(device: str | None = None) -> str:

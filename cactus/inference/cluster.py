@@ -16,7 +16,7 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
-from cactus.metrics import average_scores, clustering_scores, selection_score
+from cactus.evaluation.metrics import average_scores, clustering_scores, selection_score
 
 THRESHOLDS: tuple[float, ...] = tuple(float(t) for t in np.round(np.arange(-1.0, 1.0001, 0.1), 1))
 LINKAGES = ("average", "complete", "single")

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cactus.checkpoint import CheckpointError, read_card
-from cactus.train import Callback, PretrainConfig, TrainConfig, entity_texts, pretrain, train
+from cactus.training.checkpoint import CheckpointError, read_card
+from cactus.training.trainer import Callback, PretrainConfig, TrainConfig, entity_texts, pretrain, train
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ def run_report(dataset_dir: Path, work_dir: Path, base: TrainConfig, *, pretrain
 
     Returns ``{"rows": [{"method", "NMI", "AMI", "RI", "ARI", "F1", ...}], "dataset", "config", ...}``.
     """
-    from cactus.baselines import run_baselines
     from cactus.data import read_dataset
+    from cactus.evaluation.baselines import run_baselines
 
     dataset = read_dataset(dataset_dir)
     rows: list[dict[str, Any]] = []

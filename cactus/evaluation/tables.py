@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cactus.metrics import METRICS
+from cactus.evaluation.metrics import METRICS
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], *, label: str = "method", columns: Sequence[str] = METRICS,

@@ -2,12 +2,12 @@
 
 ``train(dataset_dir, out_dir, TrainConfig(...))`` fine-tunes on labelled sets with AdamW, validates after every
 epoch with the threshold sweep (NMI + AMI + RI + ARI) and keeps the best epoch's weights in ``out_dir``
-(see :mod:`cactus.checkpoint`), then scores the test split. ``pretrain(texts, out_dir, PretrainConfig(...))``
-trains on self-supervised sets (:mod:`cactus.selfsup`); ``TrainConfig(init=...)`` starts from its folder.
+(see :mod:`cactus.training.checkpoint`), then scores the test split. ``pretrain(texts, out_dir, PretrainConfig(...))``
+trains on self-supervised sets (:mod:`cactus.training.selfsup`); ``TrainConfig(init=...)`` starts from its folder.
 
 Both report through a callback receiving :class:`Progress` (the CLI draws a progress bar with it, the job
 worker stores it), resume from ``out_dir/training_state`` after an interruption, and run data-parallel when
-launched with ``torchrun`` (see :mod:`cactus.distributed`).
+launched with ``torchrun`` (see :mod:`cactus.training.distributed`).
 
 Shapes: B sets per batch, N entities (padded to the largest set of the batch), D hidden size.
 """
@@ -30,7 +30,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cactus.checkpoint import (
+from cactus.data.sets import SPLITS, EntitySet, read_dataset
+from cactus.evaluation.metrics import average_scores, clustering_scores, selection_score
+from cactus.inference.cluster import MergeTree, sweep_thresholds
+from cactus.inference.model import resolve_device, set_similarities
+from cactus.losses import build_loss, pair_targets
+from cactus.training.checkpoint import (
     BACKBONE_DIR,
     CARD_FILE,
     CheckpointError,
@@ -42,15 +47,10 @@ from cactus.checkpoint import (
     software_versions,
     write_card,
 )
-from cactus.cluster import MergeTree, sweep_thresholds
-from cactus.data.sets import SPLITS, EntitySet, read_dataset
-from cactus.distributed import DistContext, init_distributed, shutdown_distributed
-from cactus.losses import build_loss, pair_targets
-from cactus.metrics import average_scores, clustering_scores, selection_score
-from cactus.model import resolve_device, set_similarities
-from cactus.selfsup import self_supervised_sets
-from cactus.train_config import PretrainConfig, TrainConfig, TrainingError, config_from_dict
-from cactus.training_state import clear_training_state, load_training_state, read_progress, save_training_state
+from cactus.training.config import PretrainConfig, TrainConfig, TrainingError, config_from_dict
+from cactus.training.distributed import DistContext, init_distributed, shutdown_distributed
+from cactus.training.selfsup import self_supervised_sets
+from cactus.training.state import clear_training_state, load_training_state, read_progress, save_training_state
 
 
 @dataclass
@@ -406,7 +406,7 @@ def _init_backbone(init: str) -> str:
 
 def _finish(out_dir: Path, dataset, device: str, config: TrainConfig, report: Callback) -> TrainResult:
     """Reload the best epoch, score the test split at its threshold, complete the card, drop the resume state."""
-    from cactus.model import ClusteringModel
+    from cactus.inference.model import ClusteringModel
 
     card = read_card(out_dir)
     report(Progress("test", 1, 1, config.epochs, config.epochs, message="scoring the test split"))
