@@ -55,7 +55,8 @@ def plugin_folder(tmp_path: Path) -> Path:
 def test_help_lists_every_command_in_a_stable_order():
     result = cactus("--help")
     assert result.returncode == 0, result.stderr
-    assert listed_commands(result.stdout) == LIBRARY + PLUGINS
+    assert listed_commands(result.stdout) == LIBRARY + PLUGINS, (
+        "plugin commands missing? the installed metadata may predate pyproject.toml: pip install --no-deps -e .")
     assert result.stderr == ""
 
 
