@@ -290,14 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from cactus.cli.worker import register
     from cactus.errors import CactusError
+    from jobs.commands import WORKER_DESCRIPTION, add_worker_options, run_worker_command
 
-    parser = argparse.ArgumentParser(prog="python -m jobs.worker")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["worker", *(sys.argv[1:] if argv is None else argv)])
+    parser = argparse.ArgumentParser(prog="python -m jobs.worker", description=WORKER_DESCRIPTION)
+    add_worker_options(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        return int(args.func(args) or 0)
+        return run_worker_command(args)
     except CactusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
