@@ -23,6 +23,7 @@ from typing import Any
 
 from cactus.errors import CactusError
 from db.commands import add_db_option
+from jobs.base import STALE_AFTER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,9 +58,9 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
                         help="seconds between looks at an empty queue (default: 1)")
     parser.add_argument("--heartbeat-interval", type=float, default=2.0, metavar="S",
                         help="seconds between heartbeats of a running job (default: 2)")
-    parser.add_argument("--stale-after", type=float, default=60.0, metavar="S",
+    parser.add_argument("--stale-after", type=float, default=STALE_AFTER, metavar="S",
                         help="seconds without a heartbeat after which another worker's job counts as orphaned "
-                        "and is requeued once, else failed (default: 60)")
+                        f"and is requeued once, else failed (default: {STALE_AFTER:g})")
     parser.add_argument("--cancel-grace", type=float, default=5.0, metavar="S",
                         help="seconds a cancelled job gets to stop before it is killed (default: 5)")
     parser.add_argument("--jobs-dir", type=Path, metavar="DIR",
