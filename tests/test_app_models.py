@@ -7,7 +7,7 @@ import subprocess
 
 from cactus.training.checkpoint import read_card
 from db import active_model, register_model, session_scope
-from jobs.queue import list_jobs
+from jobs.queue import get_job, list_jobs
 from tests.app_helpers import (
     open_app,
     plotly_specs,
@@ -75,6 +75,10 @@ def test_evaluate_reports_models_and_baselines(app_env, tiny_model, tiny_bert, t
     assert job.params["model_ids"] == [seeded.model_id] and job.params["baselines"] is True
 
     run_worker(app_env, tmp_path)
+    with session_scope(app_env, readonly=True) as session:
+        rows = get_job(session, job.id).result["rows"]
+    for row in rows:  # every row carries its 95% bootstrap interval over the scored sets
+        assert row["ci95"]["AMI"][0] <= row["AMI"] <= row["ci95"]["AMI"][1], row
     at.run()
     page = texts_of(at)
     for method in ("tiny-sia", "K-Means", "Spectral", "Agglomerative"):

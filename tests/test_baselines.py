@@ -56,5 +56,8 @@ def test_run_baselines_reports_progress_per_method_and_finds_separated_groups():
     report = run_baselines(dataset, lambda batch: [points[s.id] for s in batch], progress=heard.append)
     assert [r["method"] for r in report["rows"]] == ["K-Means", "Spectral", "Agglomerative"]
     assert [r["ARI"] for r in report["rows"][:2]] == [1.0, 1.0]  # well-separated groups, k chosen by silhouette
+    assert report["rows"][0]["ci95"]["ARI"] == [1.0, 1.0]  # every test set perfect: no spread
+    low, high = report["rows"][2]["ci95"]["ARI"]
+    assert low <= report["rows"][2]["ARI"] <= high
     assert "Spectral: test: 2/2 sets" in heard and "K-Means: test: 2/2 sets" in heard
     assert any(m.startswith("Spectral: k by silhouette on validation: ") for m in heard)

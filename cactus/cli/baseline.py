@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cactus.data import read_dataset
     from cactus.evaluation.baselines import run_baselines
+    from cactus.evaluation.intervals import few_sets_warning, interval_line
     from cactus.evaluation.tables import markdown_table
     from cactus.inference.embedding import frozen_embedder
 
@@ -40,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
     report["backbone"] = args.backbone
     print(markdown_table(report["rows"]))
     print(f"({report['test_sets']} test sets; choices on validation: {json.dumps(report['choices'])})")
+    for row in report["rows"]:
+        print(f"{row['method']}: {interval_line(row['ci95'], report['test_sets'])}")
+    for split in ("val", "test"):
+        warning = few_sets_warning(len(dataset[split]), f"the {split} split of {args.dataset}")
+        if warning:
+            print(warning, file=sys.stderr)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")

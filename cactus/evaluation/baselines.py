@@ -22,6 +22,7 @@ from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
 from cactus.data.sets import Dataset, EntitySet
+from cactus.evaluation.intervals import bootstrap_intervals
 from cactus.evaluation.metrics import average_scores, clustering_scores, selection_score
 from cactus.inference.cluster import MergeTree, sweep_thresholds
 
@@ -106,8 +107,18 @@ class KChoice:
         return clusterer(embeddings, [self.fixed_k], seed)[self.fixed_k]
 
 
+def per_set_scores(sets: Sequence[EntitySet], predicted: Sequence[np.ndarray]) -> list[dict[str, float]]:
+    return [clustering_scores(s.labels(), p) for s, p in zip(sets, predicted, strict=True)]
+
+
 def score_labelings(sets: Sequence[EntitySet], predicted: Sequence[np.ndarray]) -> dict[str, float]:
-    return average_scores(clustering_scores(s.labels(), p) for s, p in zip(sets, predicted, strict=True))
+    return average_scores(per_set_scores(sets, predicted))
+
+
+def test_row(method: str, sets: Sequence[EntitySet], predicted: Sequence[np.ndarray]) -> dict[str, Any]:
+    """A row of the table: the method, its averaged test scores and their 95% bootstrap intervals (``ci95``)."""
+    scores = per_set_scores(sets, predicted)
+    return {"method": method, **_metrics(average_scores(scores)), "ci95": bootstrap_intervals(scores)}
 
 
 Say = Callable[[str], None]
@@ -158,7 +169,8 @@ def run_baselines(dataset: Dataset, embed: Embedder, *, seed: int = 0,
         progress: called with a short message before each long step and about every tenth of the sets.
 
     Returns:
-        ``{"rows": [{"method", "NMI", "AMI", "RI", "ARI", "F1"}], "choices": {...}, "validation": {...}}``.
+        ``{"rows": [{"method", "NMI", "AMI", "RI", "ARI", "F1", "ci95"}], "choices": {...}, "validation": {...}}``
+        where ``ci95`` holds each metric's 95% bootstrap interval over the test sets.
     """
     say = progress or (lambda message: None)
     fixed_k = average_cluster_count(dataset.train)
@@ -173,15 +185,14 @@ def run_baselines(dataset: Dataset, embed: Embedder, *, seed: int = 0,
         choice, val_scores = choose_k(dataset.val, val_emb, clusterer, fixed_k, seed, say=say, name=name)
         choices[name] = choice.strategy
         validation[name] = val_scores
-        test_scores = score_labelings(dataset.test, label_sets(test_emb, choice, clusterer, seed, say=say,
-                                                               what=f"{name}: test"))
-        rows.append({"method": name, **_metrics(test_scores)})
+        rows.append(test_row(name, dataset.test, label_sets(test_emb, choice, clusterer, seed, say=say,
+                                                            what=f"{name}: test")))
     say("Agglomerative: sweeping thresholds on validation")
     sweep = sweep_thresholds(similarity_matrices(val_emb), [s.labels() for s in dataset.val])
     choices["Agglomerative"] = {"threshold": sweep.best_threshold}
     validation["Agglomerative"] = sweep.best_scores
     predicted = [MergeTree(sim).cut(sweep.best_threshold) for sim in similarity_matrices(test_emb)]
-    rows.append({"method": "Agglomerative", **_metrics(score_labelings(dataset.test, predicted))})
+    rows.append(test_row("Agglomerative", dataset.test, predicted))
     return {"rows": rows, "choices": choices, "validation": validation, "test_sets": len(dataset.test)}
 
 

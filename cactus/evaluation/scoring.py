@@ -52,9 +52,9 @@ def evaluate_predictions(gold: Sequence[EntitySet], pred: Sequence[EntitySet], *
 
 
 def evaluate_model(model_dir: str, sets: Sequence[EntitySet], *, device: str | None = None,
-                   threshold: float | None = None, mode: str | None = None) -> dict[str, float]:
-    """Average scores of a model folder's predictions on labelled ``sets`` (at its validation threshold)."""
+                   threshold: float | None = None, mode: str | None = None) -> Evaluation:
+    """Scores of a model folder's predictions on labelled ``sets`` (at its validation threshold)."""
     from cactus.inference.model import ClusteringModel
 
     model = ClusteringModel.load(model_dir, device=device)
-    return evaluate_predictions(sets, model.predict(sets, threshold=threshold, mode=mode)).average
+    return evaluate_predictions(sets, model.predict(sets, threshold=threshold, mode=mode))

@@ -59,6 +59,7 @@ def parse_params(raw: Mapping[str, Any]) -> EvaluateParams:
 
 def run(ctx: JobContext, params: EvaluateParams) -> dict[str, Any]:
     from cactus.data import read_dataset
+    from cactus.evaluation.intervals import bootstrap_intervals
     from cactus.evaluation.scoring import evaluate_model
     from db.datasets import get_dataset
     from db.export import export_labels
@@ -81,8 +82,9 @@ def run(ctx: JobContext, params: EvaluateParams) -> dict[str, Any]:
     steps = len(models) + (1 if params.baselines else 0)
     for index, model in enumerate(models):
         ctx.progress(index / steps, f"scoring {model.name}")
-        scores = evaluate_model(model.checkpoint, sets)
-        row = {"method": model.name, "model_id": model.id, **{k: scores[k] for k in METRICS}}
+        scored = evaluate_model(model.checkpoint, sets)
+        row = {"method": model.name, "model_id": model.id, **{k: scored.average[k] for k in METRICS},
+               "ci95": bootstrap_intervals(scored.per_set)}
         rows.append(row)
         ctx.log(f"{model.name}: " + ", ".join(f"{k} {row[k]:.3f}" for k in METRICS))
     if params.baselines:
