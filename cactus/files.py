@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 
-def _mode_for(path: Path) -> int:
+def plain_mode(path: Path) -> int:
     """The mode a plain ``open(path, "w")`` would give: the existing file's, else 0666 less the umask."""
     try:
         return stat.S_IMODE(path.stat().st_mode)
@@ -31,7 +31,7 @@ def atomic_text(path: str | Path) -> Iterator[TextIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, _mode_for(path))
+        os.fchmod(fd, plain_mode(path))
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             yield handle
         os.replace(tmp, path)

@@ -1,9 +1,11 @@
-"""``cactus predict``: cluster every set of a file with a trained model."""
+"""``cactus predict``: cluster every set of a file with a trained model, streaming."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -11,42 +13,81 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict",
         help="cluster the sets of a file with a trained model (writes a predictions file)",
         description="Embed every set with the model, compute pairwise cosine similarities and cluster them by "
-        "average link at the model's validation threshold. Writes the sets format with the predicted clusters "
-        "(and the similarity matrices with --with-similarity). Input sets may be unlabelled.",
+        "average link at the model's validation threshold. Reads and writes JSONL or Parquet (by extension) "
+        "as a stream, in input order, with memory that does not grow with the number of sets. The output is "
+        "written as OUT.partial and renamed when complete; after a crash or Ctrl-C, --resume continues after "
+        "the last complete record. Input sets may be unlabelled.",
     )
     parser.add_argument("model", type=Path, help="model folder (written by `cactus train`)")
-    parser.add_argument("sets", type=Path, help="sets file (.jsonl)")
-    parser.add_argument("--out", type=Path, required=True, help="predictions file to write")
+    parser.add_argument("sets", type=Path, help="sets file (.jsonl or .parquet)")
+    parser.add_argument("--out", type=Path, required=True, help="predictions file to write (.jsonl or .parquet)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the partial output of an interrupted run instead of starting over")
     parser.add_argument("--with-similarity", action="store_true", help="add each set's N x N similarity matrix")
     parser.add_argument("--threshold", type=float, help="override the model's similarity threshold (-1..1)")
     parser.add_argument("--mode", help="run with another attention mode than the trained one (e.g. nia)")
-    parser.add_argument("--batch-size", type=int, default=16, help="sets per encoder batch (default 16)")
+    parser.add_argument("--max-batch-tokens", type=int, default=DEFAULT_MAX_BATCH_TOKENS, metavar="T",
+                        help="tokens per encoder batch, padding included; sets of similar size are batched "
+                        f"together (default {DEFAULT_MAX_BATCH_TOKENS})")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when a GPU is visible)")
     parser.add_argument("--skip-invalid", action="store_true", help="skip invalid set lines (each is reported)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import itertools
+    import sys
+
     from tqdm import tqdm
 
-    from cactus.data import write_sets
-    from cactus.data.sets import read_sets
+    from cactus.data.partial_output import PartialOutput, partial_path
+    from cactus.data.set_files import count_records, file_format, iter_sets
     from cactus.errors import CactusError
     from cactus.inference.model import ClusteringModel
+    from cactus.inference.streaming import StreamOptions, predict_stream
 
-    loaded = read_sets(args.sets, skip_invalid=args.skip_invalid)
-    for skipped in loaded.skipped:
-        print(skipped)
+    file_format(args.sets)
+    file_format(args.out)
+    if not args.sets.is_file():
+        raise CactusError(f"{args.sets}: no such file")
     if args.out.resolve() == args.sets.resolve():
         raise CactusError("--out must differ from the input file (the input is never overwritten)")
     model = ClusteringModel.load(args.model, device=args.device)
+    threshold = model.threshold if args.threshold is None else args.threshold
     try:
-        with tqdm(total=len(loaded.sets), unit="set", desc="predicting") as bar:
-            predicted = model.predict(loaded.sets, threshold=args.threshold, with_similarity=args.with_similarity,
-                                      mode=args.mode, batch_size=args.batch_size, progress=bar.update)
+        options = StreamOptions(threshold=threshold, mode=args.mode, with_similarity=args.with_similarity,
+                                max_batch_tokens=args.max_batch_tokens)
     except ValueError as exc:
         raise CactusError(str(exc)) from None
-    write_sets(args.out, predicted)
-    print(f"wrote {len(predicted)} clustered sets to {args.out} (threshold "
-          f"{args.threshold if args.threshold is not None else model.threshold:+.2f})")
+    if args.mode is not None:
+        from cactus.encoders.config import check_mode
+
+        try:
+            check_mode(args.mode)
+        except ValueError as exc:
+            raise CactusError(str(exc)) from None
+    output = PartialOutput(args.out, resume=args.resume)
+    if output.done:
+        print(f"resuming: {output.done} sets already in {partial_path(args.out)}", file=sys.stderr)
+    sets = iter_sets(args.sets, on_skip=(lambda skipped: print(skipped)) if args.skip_invalid else None)
+    with tqdm(total=max(0, count_records(args.sets) - output.done), unit="set", desc="predicting",
+              disable=None, dynamic_ncols=True) as bar:
+
+        def on_window(count: int) -> None:
+            output.flush()
+            bar.update(count)
+
+        try:
+            predict_stream(model.encoder, itertools.islice(sets, output.done, None), output.write, options,
+                           progress=on_window)
+        except BaseException as exc:
+            kept = output.abandon()
+            if kept:
+                print(f"stopped: {kept} sets are kept in {partial_path(args.out)}; rerun with --resume to "
+                      "continue", file=sys.stderr)
+            if isinstance(exc, ValueError) and not isinstance(exc, CactusError):
+                raise CactusError(str(exc)) from None
+            raise
+    total = output.finish()
+    print(f"wrote {total} clustered sets to {args.out} (threshold {threshold:+.2f})")
     return 0

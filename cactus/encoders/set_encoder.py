@@ -84,9 +84,14 @@ class SetEncoder(nn.Module):
         Batches made for nia, sia, sia_first and sia_qkey are interchangeable; fia packs whole sets.
         ``max_buckets`` bounds the number of distinct segment lengths (fewer: more padding, fewer kernel calls).
         """
+        return self.pack_tokens(self.tokenize_entities(sets), mode, max_buckets=max_buckets)
+
+    def pack_tokens(self, token_ids: Sequence[Sequence[Sequence[int]]], mode: str | None = None, *,
+                    max_buckets: int = MAX_BUCKETS) -> SetBatch:
+        """Pack sets already tokenized by :meth:`tokenize_entities` for ``mode`` (default ``config.mode``)."""
         mode = check_mode(mode or self.config.mode)
         return pack(
-            self.tokenize_entities(sets),
+            token_ids,
             layout="entity" if mode in ENTITY_MODES else "set",
             pad_id=self.tokenizer.pad_token_id,
             position_offset=self.info.position_offset,

@@ -1,0 +1,195 @@
+"""Streaming prediction: sets in, clustered sets out, in input order, with memory bounded by a window.
+
+Three stages run at once (a pipeline): a reader thread parses and tokenizes a window of sets; the calling thread
+packs them into batches under a token budget (sets of similar size together) and runs the encoder; a writer thread
+cuts each set's average-link tree at the threshold and hands the sets, in input order, to the sink. Queues of two
+windows between the stages bound the memory whatever the number of sets.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cactus.data.sets import EntitySet
+from cactus.inference.cluster import MergeTree, check_threshold
+from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_WINDOW
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How :func:`predict_stream` clusters: threshold, attention mode, batching."""
+
+    threshold: float
+    mode: str | None = None
+    with_similarity: bool = False
+    max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS
+    window: int = DEFAULT_WINDOW
+
+    def __post_init__(self) -> None:
+        check_threshold(self.threshold)
+        if isinstance(self.max_batch_tokens, bool) or not isinstance(self.max_batch_tokens, int) \
+                or self.max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be a positive integer, got {self.max_batch_tokens!r}")
+        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
+            raise ValueError(f"window must be a positive integer, got {self.window!r}")
+
+
+def token_batches(costs: Sequence[int], max_batch_tokens: int) -> list[list[int]]:
+    """Group set indices into batches, largest sets first, so that ``len(batch) * max cost <= max_batch_tokens``.
+
+    A set's cost is its token count; the bound counts the padding a batch of unequal sets carries. A set larger
+    than the budget forms a batch of its own.
+    """
+    order = sorted(range(len(costs)), key=lambda i: -costs[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and (len(batches[-1]) + 1) * costs[batches[-1][0]] <= max_batch_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+class _Stage(threading.Thread):
+    """A daemon thread whose exception is kept for the caller to re-raise."""
+
+    def __init__(self, target: Callable[[], None], name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._target_fn = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException as exc:  # handed to the calling thread
+            self.error = exc
+
+
+def _windows(sets: Iterable[EntitySet], size: int) -> Iterator[list[EntitySet]]:
+    window: list[EntitySet] = []
+    for entity_set in sets:
+        window.append(entity_set)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event, consumer: threading.Thread) -> bool:
+    """Put ``item`` unless the pipeline is stopping or its consumer has died; False then."""
+    while not stop.is_set() and consumer.is_alive():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event, producer: _Stage) -> Any:
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set() or not producer.is_alive():
+                try:
+                    return q.get_nowait()
+                except queue.Empty:
+                    return _DONE
+
+
+def predict_stream(encoder, sets: Iterable[EntitySet], emit: Callable[[EntitySet], None], options: StreamOptions,
+                   *, device: Any = None, progress: Callable[[int], None] | None = None) -> int:
+    """Cluster every set of ``sets`` with ``encoder`` and pass each result to ``emit``, in input order.
+
+    Args:
+        encoder: a :class:`~cactus.encoders.SetEncoder` (put in eval mode; no gradients).
+        sets: any iterable, consumed once (a file reader).
+        emit: receives each clustered set (with ``similarity`` when ``options.with_similarity``).
+        options: threshold, mode, token budget and window.
+        device: where to run (default: where the encoder is).
+        progress: called with the number of sets just emitted.
+
+    Returns:
+        the number of sets emitted.
+    """
+    import torch
+
+    mode = options.mode
+    if device is not None:
+        encoder.to(device)
+    device = next(encoder.parameters()).device
+    stop = threading.Event()
+    tokenized: queue.Queue = queue.Queue(maxsize=2)
+    embedded: queue.Queue = queue.Queue(maxsize=2)
+    emitted = 0
+
+    def read() -> None:
+        for window in _windows(sets, options.window):
+            ids = encoder.tokenize_entities([s.texts for s in window])
+            if not _put(tokenized, (window, ids), stop, main_stage):
+                return
+        _put(tokenized, _DONE, stop, main_stage)
+
+    def write() -> None:
+        nonlocal emitted
+        while True:
+            item = _get(embedded, stop, main_stage)
+            if item is _DONE:
+                return
+            window, sims = item
+            for entity_set, sim in zip(window, sims, strict=True):
+                clustered = entity_set.with_labels(MergeTree(sim).cut(options.threshold))
+                if options.with_similarity:
+                    clustered.similarity = np.round(sim, 5).tolist()
+                emit(clustered)
+                emitted += 1
+            if progress is not None:
+                progress(len(window))
+
+    reader = _Stage(read, "cactus-predict-read")
+    main_stage = threading.current_thread()
+    writer = _Stage(write, "cactus-predict-write")
+    was_training = encoder.training
+    encoder.eval()
+    reader.start()
+    writer.start()
+    try:
+        with torch.inference_mode():
+            while True:
+                item = _get(tokenized, stop, reader)
+                if item is _DONE:
+                    break
+                window, ids = item
+                costs = [sum(len(e) for e in entities) for entities in ids]
+                sims: list[np.ndarray | None] = [None] * len(window)
+                for batch in token_batches(costs, options.max_batch_tokens):
+                    packed = encoder.pack_tokens([ids[i] for i in batch], mode).to(device)
+                    embeddings, _ = encoder(packed, mode)
+                    embeddings = embeddings.float().cpu().numpy()
+                    for row, i in enumerate(batch):
+                        emb = embeddings[row, : len(window[i])]
+                        sims[i] = np.clip(emb @ emb.T, -1.0, 1.0).astype(np.float64)
+                if not _put(embedded, (window, sims), stop, writer):
+                    break
+        if reader.error is None:
+            _put(embedded, _DONE, stop, writer)
+            writer.join()
+    finally:
+        stop.set()
+        reader.join()
+        writer.join()
+        encoder.train(was_training)
+    for stage in (reader, writer):
+        if stage.error is not None:
+            raise stage.error
+    return emitted
