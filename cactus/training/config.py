@@ -10,7 +10,7 @@ from typing import Any
 
 from cactus.encoders.config import check_mode
 from cactus.errors import CactusError
-from cactus.losses.names import LOSS_NAMES
+from cactus.losses.registry import LOSS_NAMES
 
 
 class TrainingError(CactusError):
