@@ -6,6 +6,6 @@ modules without Streamlit, importable and tested on their own: :mod:`app.uploads
 (the similarity figure), :mod:`app.bootstrap` (the demo on first start). :mod:`app.state` (cached queries and
 models) and :mod:`app.widgets` (pieces of UI that several pages share) are the Streamlit side.
 
-Start it with ``cactus app`` (see :mod:`cactus.cli.app`), which also starts a worker and reads the top-level
+Start it with ``cactus app`` (see :mod:`app.commands`), which also starts a worker and reads the top-level
 ``streamlit_config.toml``.
 """

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 P = TypeVar("P")
 
+#: Seconds without a heartbeat after which a running job's worker is taken for dead (``cactus worker --stale-after``).
+STALE_AFTER = 60.0
+
 
 class JobError(CactusError):
     """A job cannot be queued or run as asked; the message says what to change."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from db.errors import ConflictError, NotFoundError
 from db.models import JOB_STATUSES, DatasetRow, JobRow
 from db.types import utcnow
-from jobs.base import JobParamsError
+from jobs.base import STALE_AFTER, JobParamsError
 from jobs.types import get_job_type
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -139,8 +139,12 @@ def list_jobs(
     return [JobInfo.of(row) for row in rows]
 
 
-def cancel(session: Session, job_id: int) -> JobInfo:
+def cancel(session: Session, job_id: int, *, orphaned_after: float = STALE_AFTER) -> JobInfo:
     """Cancel a job: a queued one at once, a running one as soon as its worker sees the request (seconds).
+
+    A running job whose worker has sent no heartbeat for ``orphaned_after`` seconds (it died, or is frozen) is
+    cancelled at once: no worker may ever come to see the request. Should its worker wake up, its next heartbeat
+    finds the job no longer its own and it stops the job's process.
 
     Raises:
         ConflictError: the job has finished already.
@@ -148,6 +152,11 @@ def cancel(session: Session, job_id: int) -> JobInfo:
     now = utcnow()
     session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued").values(
         status="cancelled", finished_at=now, updated_at=now, message="cancelled before it started"))
+    session.execute(update(JobRow).where(
+        JobRow.id == job_id, JobRow.status == "running",
+        JobRow.heartbeat_at < now - timedelta(seconds=orphaned_after),
+    ).values(status="cancelled", cancel_requested=True, finished_at=now, updated_at=now,
+             message="cancelled at once: its worker had stopped sending heartbeats"))
     session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(
         cancel_requested=True, updated_at=now, message="cancelling..."))
     job = get_job(session, job_id)

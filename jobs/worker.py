@@ -30,8 +30,9 @@ from sqlalchemy.exc import OperationalError
 
 from db.session import database_url, default_database_path, get_engine, session_scope
 from jobs import claims
+from jobs.base import STALE_AFTER
 from jobs.process import JobProcess
-from jobs.queue import JobInfo
+from jobs.queue import JobInfo, get_job
 
 log = logging.getLogger("cactus.worker")
 T = TypeVar("T")
@@ -65,7 +66,7 @@ class WorkerConfig:
     db_url: str | None = None
     poll_interval: float = 1.0
     heartbeat_interval: float = 2.0
-    stale_after: float = 60.0
+    stale_after: float = STALE_AFTER
     cancel_grace: float = 5.0
     max_jobs: int | None = None
     once: bool = False
@@ -210,10 +211,14 @@ class Worker:
             self._end(job, "succeeded", state, process, progress=1.0, message=state.message or "done",
                       result=state.result)
             return "succeeded"
-        if state.cancelled:
+        if state.cancelled and self._db(lambda s: get_job(s, job.id)).cancel_requested:
             self._end(job, "cancelled", state, process, message="cancelled")
             return "cancelled"
-        error = state.error or describe_exit(code)
+        if state.cancelled:  # the child caught a SIGTERM that neither cancel nor this worker sent
+            error = ("the job's process was stopped by SIGTERM from outside the workbench (not by `cactus jobs "
+                     "cancel` or the app): another program or the system sent it; see the log tail")
+        else:
+            error = state.error or describe_exit(code)
         self._end(job, "failed", state, process, message="failed", error=error, traceback=state.traceback)
         return "failed"
 
@@ -285,14 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from cactus.cli.worker import register
     from cactus.errors import CactusError
+    from jobs.commands import WORKER_DESCRIPTION, add_worker_options, run_worker_command
 
-    parser = argparse.ArgumentParser(prog="python -m jobs.worker")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["worker", *(sys.argv[1:] if argv is None else argv)])
+    parser = argparse.ArgumentParser(prog="python -m jobs.worker", description=WORKER_DESCRIPTION)
+    add_worker_options(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        return int(args.func(args) or 0)
+        return run_worker_command(args)
     except CactusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

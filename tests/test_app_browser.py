@@ -78,6 +78,7 @@ def read(url: str, action):
 
 
 def test_upload_review_correct_train_and_activate(workbench):
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import expect, sync_playwright
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -94,10 +95,22 @@ def test_upload_review_correct_train_and_activate(workbench):
         expect.set_options(timeout=STEP_S)
         step = iter(range(1, 100))
 
+        def scroll_to(at, attempts: int = 5) -> None:
+            """Scroll ``at`` into view; a job monitor redraws its charts while polling, which can detach the element
+            between finding and scrolling it, so a detached element is looked up again a few times."""
+            for attempt in range(attempts):
+                try:
+                    at.scroll_into_view_if_needed()
+                    return
+                except PlaywrightError as exc:
+                    if "not attached" not in str(exc) or attempt == attempts - 1:
+                        raise
+                    time.sleep(0.5)
+
         def shot(name: str, *, at=None) -> None:
             page.mouse.move(0, 0)  # no tooltip in the picture
             if at is not None:
-                at.scroll_into_view_if_needed()
+                scroll_to(at)
             time.sleep(0.5)  # let charts finish drawing
             page.screenshot(path=str(OUT / f"{next(step):02d}-{name}.png"))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.bootstrap import DEMO_DATASET, DEMO_MODEL, DEMO_TRAIN, bootstrap, minilm_available
-from cactus.cli.app import config_flags, default_config, streamlit_command
+from app.commands import config_flags, default_config, streamlit_command
 from cactus.errors import CactusError
 from db import create_dataset, delete_dataset, find_dataset, list_sets, session_scope
 from jobs.queue import enqueue, list_jobs

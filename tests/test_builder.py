@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 
@@ -120,6 +122,10 @@ def test_make_sets_cli_writes_a_dataset_and_refuses_to_overwrite(tmp_path, capsy
     assert "train      12" in printed and "entities/set" in printed
     dataset = read_dataset(out)
     assert len(dataset.train) == 12 and len(dataset.val) == 4 and len(dataset.test) == 4
+    mask = os.umask(0)
+    os.umask(mask)
+    for split in ("train", "val", "test"):  # readable by whoever could read a file written with plain open()
+        assert stat.S_IMODE((out / f"{split}.jsonl").stat().st_mode) == 0o666 & ~mask
     assert main(["make-sets", str(entities), str(out)]) == 2
     assert "already holds train.jsonl, val.jsonl, test.jsonl; choose another folder or pass --force" in \
         capsys.readouterr().err

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -145,6 +146,35 @@ def test_cancel_stops_a_running_job_within_seconds_and_the_worker_goes_on(store_
     assert len(list((tmp_path / "jobs" / str(long_job)).glob("step-*"))) == steps  # its process is gone
     assert job(store_url, next_job).status == "succeeded"
     assert job(store_url, queued_job).started_at is None
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of process ``pid`` (Linux /proc)."""
+    return [int(c) for c in (Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+
+
+def test_a_sigterm_nobody_sent_through_cancel_fails_the_job_and_says_so(store_url, tmp_path, workers):
+    job_id = queue(store_url, "test.steps", {"steps": 1000, "delay": 0.05})
+    workers.append(start_worker(store_url, tmp_path, "--exit-when-idle"))
+    wait_for(lambda: job(store_url, job_id).progress > 0, what="the job to start")
+    (child,) = child_pids(workers[0].pid)
+    os.kill(child, signal.SIGTERM)  # e.g. an administrator's kill, or the system shutting down
+    assert workers[0].wait(60) == 0
+    failed = job(store_url, job_id)
+    assert failed.status == "failed" and not failed.cancel_requested
+    assert "stopped by SIGTERM from outside the workbench" in failed.error
+
+
+def test_cancel_with_no_worker_alive_ends_the_job_at_once(store_url, tmp_path, workers):
+    job_id = queue(store_url, "test.steps", {"steps": 1000, "delay": 0.05})
+    workers.append(start_worker(store_url, tmp_path))
+    wait_for(lambda: job(store_url, job_id).progress > 0, what="the job to start")
+    os.kill(workers[0].pid, signal.SIGKILL)
+    wait_until_stale(store_url, job_id)
+    with session_scope(store_url) as session:
+        cancelled = cancel(session, job_id, orphaned_after=1.5)  # the workers' --stale-after here
+    assert cancelled.status == "cancelled" and cancelled.finished_at is not None
+    assert "stopped sending heartbeats" in cancelled.message
 
 
 def test_bad_jobs_fail_readably_and_the_worker_goes_on(store_url, tmp_path, workers):

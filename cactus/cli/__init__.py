@@ -1,8 +1,13 @@
-"""The ``cactus`` command: one entry point, one module per subcommand.
+"""The ``cactus`` command: one entry point, one module per subcommand, and plugins from the packages above.
 
 Each module named in :data:`COMMANDS` defines ``register(subparsers)``, which adds its parser and
 sets ``func`` to a function of the parsed arguments returning an exit status. Heavy imports
 (torch, transformers) happen inside those functions so that ``cactus --help`` stays fast.
+
+Commands that need the store, the job queue or the app live in those packages (``db.commands``,
+``jobs.commands``, ``app.commands``) and register themselves the same way through the entry-point group
+:data:`PLUGIN_GROUP` declared in ``pyproject.toml``, so the library never imports them. A plugin that fails to
+load or register is reported on stderr by name; the other commands still work.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib.metadata import EntryPoint, entry_points
 
 from cactus import __version__
 from cactus.errors import CactusError
@@ -24,12 +30,27 @@ COMMANDS = (
     "predict",
     "report",
     "label",
-    "worker",
-    "jobs",
-    "db_import",
-    "db_export",
-    "app",
 )
+PLUGIN_GROUP = "cactus.commands"
+
+
+def plugins() -> list[EntryPoint]:
+    """The entry points of :data:`PLUGIN_GROUP`, one per name (the first found), sorted by name."""
+    found: dict[str, EntryPoint] = {}
+    for entry_point in entry_points(group=PLUGIN_GROUP):
+        found.setdefault(entry_point.name, entry_point)
+    return [found[name] for name in sorted(found)]
+
+
+def register_plugins(subparsers: argparse._SubParsersAction) -> None:
+    """Let every plugin add its commands; one that fails is reported on stderr in one line and left out."""
+    for entry_point in plugins():
+        try:
+            entry_point.load()(subparsers)
+        except Exception as exc:
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())
+            print(f"warning: cactus plugin {entry_point.name!r} ({entry_point.value}) not loaded: {why}",
+                  file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"cactus.cli.{name}").register(subparsers)
+    register_plugins(subparsers)
     return parser
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cactus.data.errors import DataError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -39,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_split(text: str) -> tuple[float, float, float]:
+    from cactus.data.errors import DataError  # here, not at the top: cactus.data imports numpy, --help needs none
+
     try:
         parts = tuple(float(x) for x in text.split(","))
     except ValueError:
@@ -49,7 +49,7 @@ def parse_split(text: str) -> tuple[float, float, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cactus.data import SPLITS, read_entities, write_dataset
+    from cactus.data import SPLITS, DataError, read_entities, write_dataset
     from cactus.data.builder import BuilderConfig, build_basket_sets, build_taxonomy_sets
 
     existing = [s for s in SPLITS if (args.out_dir / f"{s}.jsonl").exists()]

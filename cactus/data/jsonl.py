@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from cactus.data.errors import DataError
+from cactus.files import atomic_text
 
 
 def iter_text_lines(path: str | Path) -> Iterator[tuple[int, str | DataError]]:
@@ -52,14 +51,6 @@ def parse_json_line(text: str, *, path: str | Path, line: int) -> Any:
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
     """Write rows as JSONL atomically: a crash leaves the old file, never half of a new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_text(path) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -8,12 +8,11 @@ no API key: settings are copied field by field, and URLs lose any ``user:passwor
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cactus.files import atomic_text
 from cactus.teacher.client import public_url, resolve_base_url
 from cactus.teacher.config import PRICES_CHECKED, TeacherConfig
 from cactus.teacher.labelling import STATUSES, TeacherResult
@@ -98,14 +97,6 @@ def build_report(
 
 def write_report(path: str | Path, report: dict[str, Any]) -> None:
     """Write the report as indented JSON, atomically (a crash leaves the old file or none)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, ensure_ascii=False, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_text(path) as handle:
+        json.dump(report, handle, ensure_ascii=False, indent=2)
+        handle.write("\n")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import platform
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ from typing import Any
 
 from cactus import __version__
 from cactus.errors import CactusError
+from cactus.files import atomic_text
 
 CARD_FORMAT = "cactus-checkpoint"
 CARD_VERSION = 1
@@ -96,12 +96,9 @@ def now_iso() -> str:
 
 def write_card(model_dir: Path, card: ModelCard) -> None:
     """Write ``card.json`` atomically."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".card.", dir=model_dir)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with atomic_text(model_dir / CARD_FILE) as handle:
         json.dump(card.to_json(), handle, indent=2)
         handle.write("\n")
-    os.replace(tmp, model_dir / CARD_FILE)
 
 
 def read_card(model_dir: str | Path) -> ModelCard:

@@ -1,8 +1,8 @@
 """``cactus app``: start the workbench (Streamlit) with ``streamlit_config.toml`` and a worker beside it.
 
-The library never imports Streamlit, the app, the store or the job system: this command starts Streamlit
-as a subprocess, and imports :mod:`app.bootstrap` (store and jobs, no Streamlit) only when it runs, to set
-up the demo on a first start.
+Registered with ``cactus`` through the ``cactus.commands`` entry point ``app``. Registration stays light
+(``cactus --help`` imports this module): the command starts Streamlit as a subprocess, and imports
+:mod:`app.bootstrap` (store and jobs, no Streamlit) only when it runs, to set up the demo on a first start.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cactus.cli.store_option import add_db_option
 from cactus.errors import CactusError
+from db.commands import add_db_option
 
 CONFIG_NAME = "streamlit_config.toml"
 STOP_GRACE_S = 20.0
@@ -90,6 +90,7 @@ def streamlit_command(config: Path, *, port: int | None, address: str | None) ->
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``app``."""
     parser = subparsers.add_parser(
         "app",
         help="start the workbench in the browser (and a worker for its jobs)",

@@ -1,7 +1,12 @@
-"""``cactus jobs``: queue, list, follow, cancel and re-run background jobs from the shell.
+"""The job system's commands, registered with ``cactus`` through the ``cactus.commands`` entry point ``jobs``.
 
-What the app's Train page does, for scripts and headless machines. Like ``cactus worker`` it stays thin: the job
-system lives in the top-level ``jobs`` package, imported only when the command runs.
+``cactus worker`` runs background jobs (fine-tuning, teacher labelling, ...) from the store's queue; ``cactus jobs``
+queues, lists, follows, cancels and re-runs them from the shell (what the app's Train page does, for scripts and
+headless machines). The worker's options live here too: ``python -m jobs.worker`` reads them from
+:func:`add_worker_options`.
+
+Registration stays light (``cactus --help`` imports this module): the queue, the worker and the store load only
+when a command runs.
 """
 
 from __future__ import annotations
@@ -16,11 +21,75 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cactus.cli.store_option import add_db_option
 from cactus.errors import CactusError
+from db.commands import add_db_option
+from jobs.base import STALE_AFTER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``worker`` and ``jobs``."""
+    register_worker(subparsers)
+    register_jobs(subparsers)
+
+
+WORKER_DESCRIPTION = (
+    "Claim queued jobs from the store one at a time and run each in a child process, "
+    "relaying its progress and log, until stopped with Ctrl-C (the running job goes back to the queue). "
+    "The store is --db, else CACTUS_DB_URL, else ~/.local/share/cactus/cactus.db. Several workers may "
+    "share one store. Job types beyond the built-in ones load from the modules named in CACTUS_JOB_TYPES."
+)
+
+
+def register_worker(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("worker", help="run queued background jobs (start one beside the app)",
+                                   description=WORKER_DESCRIPTION)
+    add_worker_options(parser)
+    parser.set_defaults(func=run_worker_command)
+
+
+def add_worker_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``cactus worker`` (and ``python -m jobs.worker``), read by :func:`run_worker_command`."""
+    add_db_option(parser)
+    parser.add_argument("--once", action="store_true",
+                        help="run at most one job, then exit (at once if none is queued)")
+    parser.add_argument("--max-jobs", type=int, metavar="N", help="exit after N jobs")
+    parser.add_argument("--exit-when-idle", action="store_true", help="exit when the queue is empty")
+    parser.add_argument("--poll-interval", type=float, default=1.0, metavar="S",
+                        help="seconds between looks at an empty queue (default: 1)")
+    parser.add_argument("--heartbeat-interval", type=float, default=2.0, metavar="S",
+                        help="seconds between heartbeats of a running job (default: 2)")
+    parser.add_argument("--stale-after", type=float, default=STALE_AFTER, metavar="S",
+                        help="seconds without a heartbeat after which another worker's job counts as orphaned "
+                        f"and is requeued once, else failed (default: {STALE_AFTER:g})")
+    parser.add_argument("--cancel-grace", type=float, default=5.0, metavar="S",
+                        help="seconds a cancelled job gets to stop before it is killed (default: 5)")
+    parser.add_argument("--jobs-dir", type=Path, metavar="DIR",
+                        help="where jobs keep work folders and full logs (default: CACTUS_JOBS_DIR, else "
+                        "jobs/ beside the default database)")
+    parser.add_argument("--quiet", action="store_true", help="log warnings and errors only")
+
+
+def run_worker_command(args: argparse.Namespace) -> int:
+    """Run a worker with the options of :func:`add_worker_options` until it is done or stopped."""
+    import logging
+
+    from jobs.worker import WorkerConfig, run_worker
+
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        config = WorkerConfig(db_url=args.db, poll_interval=args.poll_interval,
+                              heartbeat_interval=args.heartbeat_interval, stale_after=args.stale_after,
+                              cancel_grace=args.cancel_grace, max_jobs=args.max_jobs, once=args.once,
+                              exit_when_idle=args.exit_when_idle, jobs_dir=args.jobs_dir)
+    except ValueError as exc:
+        raise CactusError(str(exc)) from None
+    run_worker(config)
+    return 0
+
+
+def register_jobs(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "jobs",
         help="queue, list, follow, cancel and re-run background jobs (a `cactus worker` runs them)",
