@@ -51,10 +51,11 @@ import transformers
 
 from cactus.encoders import EncoderConfig, SetEncoder
 from cactus.encoders.attention import sia_training_path
+from cactus.encoders.config import ATTENTION_MODES
 from cactus.encoders.packing import pack
 from cactus.encoders.reference import reference_forward_ids
 
-MODES = ("nia", "sia", "sia_first", "sia_qkey", "fia", "reference")
+MODES = (*ATTENTION_MODES, "reference")
 # "MODE+graph" (CUDA, inference): the same forward captured once in a CUDA graph and replayed, which removes
 # the per-kernel launch cost of eager PyTorch; shown separately, since embed() and training run eagerly.
 # "MODE+explicit" (training, SIA modes): the older training path that materialises the attention scores
@@ -151,8 +152,7 @@ def prepare_step(encoder: SetEncoder, spec: dict, args: argparse.Namespace):
     if mode == "reference":
         batch = None
     else:
-        layout = "set" if mode == "fia" else "entity"
-        batch = pack(token_ids, layout=layout, pad_id=encoder.tokenizer.pad_token_id,
+        batch = pack(token_ids, layout=ATTENTION_MODES[mode].layout, pad_id=encoder.tokenizer.pad_token_id,
                      position_offset=encoder.info.position_offset).to(device)  # fmt: skip
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=1e-6) if train else None
     # Autocast's weight-cast cache must be off inside a CUDA graph capture.

@@ -53,6 +53,7 @@ def fresh_app_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 def train_tiny_model(root: Path) -> Path:
     """A model folder under ``root`` trained for one epoch on the tiny dataset with the tiny BERT (a few seconds)."""
+    from cactus.encoders.config import EncoderConfig
     from cactus.training.config import TrainConfig
     from cactus.training.trainer import train
     from tests.tiny_backbones import save_tiny_bert
@@ -60,7 +61,7 @@ def train_tiny_model(root: Path) -> Path:
 
     data = write_tiny_dataset(root / "data")
     bert = save_tiny_bert(root / "bert")
-    train(data, root / "model", TrainConfig(backbone=str(bert), epochs=1, batch_size=4, seed=0))
+    train(data, root / "model", TrainConfig(encoder=EncoderConfig(str(bert)), epochs=1, batch_size=4, seed=0))
     return root / "model"
 
 

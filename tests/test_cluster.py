@@ -7,7 +7,7 @@ import pytest
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
-from cactus.inference.cluster import THRESHOLDS, AgglomerativeClusterer, MergeTree, cluster_similarity, sweep_thresholds
+from cactus.inference.cluster import THRESHOLDS, MergeTree, cluster_similarity, sweep_thresholds
 
 
 def random_similarity(rng, n):
@@ -46,7 +46,7 @@ def test_two_entities_and_identical_texts():
 
 def test_labels_are_numbered_by_first_member_and_validation():
     sim = np.array([[1, 0, 0.9], [0, 1, 0], [0.9, 0, 1]])
-    assert AgglomerativeClusterer(0.5).fit_predict(sim).tolist() == [0, 1, 0]
+    assert cluster_similarity(sim, 0.5).tolist() == [0, 1, 0]
     with pytest.raises(ValueError, match=r"threshold must lie in \[-1, 1\]"):
         cluster_similarity(sim, 1.5)
     with pytest.raises(ValueError, match="square"):
@@ -54,7 +54,7 @@ def test_labels_are_numbered_by_first_member_and_validation():
     with pytest.raises(ValueError, match="NaN"):
         cluster_similarity([[1, np.nan], [np.nan, 1]], 0.5)
     with pytest.raises(ValueError, match="unknown linkage 'ward'; choose one of average, complete, single"):
-        AgglomerativeClusterer(0.5, linkage="ward").fit_predict(sim)
+        MergeTree(sim, linkage_method="ward")
 
 
 def test_sweep_finds_the_gap_between_intra_and_inter_similarities():

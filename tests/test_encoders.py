@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from cactus.encoders import MODES, EncoderConfig, SetEncoder, reference_forward
+from cactus.encoders.config import SUMMARY_MODES
 from tests.tiny_backbones import tiny_bert, tiny_t5
 
 FAMILIES = ("bert", "t5")
-SUMMARY_MODES = ("sia", "sia_first", "sia_qkey")
 
 # Entities of very different lengths: empty, one word, long enough to be truncated at max_tokens.
 LONG = "insulated steel water bottle with a wide mouth and a leak proof lid for kids and adults " * 3

@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from cactus.encoders import MODES, BackboneError, EncoderConfig, SetEncoder, load_backbone
+from cactus.encoders import (
+    ATTENTION_MODES,
+    MODES,
+    AttentionMode,
+    BackboneError,
+    EncoderConfig,
+    SetEncoder,
+    load_backbone,
+    reference_forward,
+)
+from cactus.encoders.config import ENTITY_MODES, SUMMARY_MODES
 from cactus.errors import CactusError
 from tests.tiny_backbones import save_tiny_bert, save_tiny_t5, tiny_bert, tiny_t5
 
@@ -40,6 +50,53 @@ def test_config_defaults_and_validation() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.mode = "nia"  # type: ignore[misc]
     assert dataclasses.asdict(EncoderConfig(mode="fia")) == {"backbone": "minilm", "mode": "fia", "max_tokens": 32}
+
+
+# --------------------------------------------------------------------------- the table of attention modes
+def test_attention_mode_table_names_labels_and_derived_lists() -> None:
+    modes = list(ATTENTION_MODES.values())
+    assert [m.name for m in modes] == list(ATTENTION_MODES) == list(MODES)
+    for field in ("label", "help"):
+        texts = [getattr(m, field) for m in modes]
+        assert all(t.strip() for t in texts) and len(set(texts)) == len(texts), f"{field}s must be unique"
+    assert tuple(m.name for m in modes if m.layout == "entity") == ENTITY_MODES
+    assert tuple(m.name for m in modes if m.summary != "none") == SUMMARY_MODES
+    assert ATTENTION_MODES["fia"].layout == "set" and not ATTENTION_MODES["nia"].has_summaries
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (("set", "mean", False), "summaries need the entity layout"),
+        (("entity", "none", True), "project_summary_keys needs summaries"),
+        (("tokens", "none", False), "layout must be 'entity' or 'set'"),
+        (("entity", "max", False), "summary must be 'none', 'mean' or 'first'"),
+    ],
+)
+def test_attention_mode_records_refuse_combinations_no_kernel_computes(fields, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        AttentionMode("new", *fields, "New", "a new mode")
+
+
+@pytest.mark.parametrize("family", ["bert", "t5"])
+@pytest.mark.parametrize("mode", list(ATTENTION_MODES.values()), ids=list(ATTENTION_MODES))
+def test_every_attention_mode_builds_and_runs_as_its_reference_says(family: str, mode: AttentionMode) -> None:
+    """Each record of the table builds an encoder whose packed forward equals the dense reference of that mode."""
+    encoder = tiny(family, mode.name)
+    sets = [SETS[0], SETS[1], SETS[3]]
+    batch = encoder.tokenize(sets)
+    assert batch.layout == mode.layout
+    with torch.no_grad():
+        embeddings, mask = encoder(batch)
+        reference, _ = reference_forward(encoder, sets)
+    assert embeddings.shape == (3, 5, encoder.hidden_size) and mask.sum().item() == 9
+    torch.testing.assert_close(embeddings, reference, atol=2e-5, rtol=0)
+    alone = encoder.embed([SETS[3]])[0]
+    with torch.no_grad():
+        nia, _ = encoder(encoder.tokenize([SETS[3]], mode="nia"), mode="nia")
+    # Modes that let entities see each other change the embeddings of a many-entity set; NIA does not.
+    differs = not np.allclose(alone, nia[0].numpy(), atol=1e-4)
+    assert differs == (mode.has_summaries or mode.layout == "set")
 
 
 # --------------------------------------------------------------------------- backbone folders

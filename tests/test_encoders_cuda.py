@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from cactus.encoders import MODES, EncoderConfig, SetEncoder, reference_forward
-from cactus.encoders.attention import SUMMARY_MODES, sia_training_path
+from cactus.encoders.attention import sia_training_path
+from cactus.encoders.config import SUMMARY_MODES
 from tests.test_encoders import SETS, tiny_backbone
 from tests.test_encoders_training import FUSED_NODE, TRAIN_SETS, assert_grads_close, autograd_nodes
 from tests.tiny_backbones import tiny_t5

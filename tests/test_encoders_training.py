@@ -14,12 +14,12 @@ import torch
 
 from cactus.encoders import EncoderConfig, SetEncoder, reference_forward
 from cactus.encoders.attention import (
-    SUMMARY_MODES,
     PackedAttention,
     get_sia_training_path,
     sia_training_path,
     summary_mask_value,
 )
+from cactus.encoders.config import SUMMARY_MODES
 from cactus.encoders.packing import pack
 from tests.test_encoders import SETS, assert_close, make_encoder
 from tests.tiny_backbones import tiny_t5

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from cactus.losses import AugmentedTripletLoss, PairwiseBCELoss, StructuralLoss, TripletLoss, build_loss, pair_targets
+from cactus.losses import (
+    LOSS_NAMES,
+    LOSSES,
+    AugmentedTripletLoss,
+    PairwiseBCELoss,
+    StructuralLoss,
+    TripletLoss,
+    build_loss,
+    pair_targets,
+)
 
 GAMMA = 0.3
 
@@ -161,7 +172,7 @@ def test_figure3_triplet_zero_augmented_positive():
     assert sim[0, 2, 4] > sim[0, 0, 1]  # the case's premise: an inter-cluster pair above an intra-cluster one
 
 
-@pytest.mark.parametrize("name", ["triplet", "aug_triplet", "structural", "bce"])
+@pytest.mark.parametrize("name", LOSS_NAMES)
 @pytest.mark.parametrize("labels", [[[0, 0, 0, -1]], [[0, 1, 2, 3]], [[0, 0, -1, -1], [0, 1, 2, -1]]])
 def test_one_cluster_and_all_singletons_give_finite_losses_and_gradients(name, labels):
     labels = torch.tensor(labels)
@@ -175,3 +186,24 @@ def test_one_cluster_and_all_singletons_give_finite_losses_and_gradients(name, l
 def test_unknown_loss_lists_choices():
     with pytest.raises(ValueError, match="unknown loss 'hinge'; choose one of aug_triplet, triplet, structural, bce"):
         build_loss("hinge")
+
+
+def test_the_loss_table_builds_each_loss_under_its_unique_name_and_label():
+    assert LOSS_NAMES == tuple(LOSSES) == ("aug_triplet", "triplet", "structural", "bce")
+    classes = {"aug_triplet": AugmentedTripletLoss, "triplet": TripletLoss, "structural": StructuralLoss,
+               "bce": PairwiseBCELoss}
+    for name, kind in LOSSES.items():
+        assert kind.name == name
+        loss, again = build_loss(name), kind.build()
+        assert type(loss) is classes[name] and loss is not again  # a fresh module each time
+    labels = [kind.label for kind in LOSSES.values()]
+    assert all(label.strip() for label in labels) and len(set(labels)) == len(labels)
+
+
+def test_loss_names_need_no_torch():
+    """The CLI's help and the job queue list and check loss names without importing torch."""
+    code = ("import sys; from cactus.losses import LOSS_NAMES, loss_kind; loss_kind('bce'); "
+            "from cactus.training.config import TrainConfig; TrainConfig(loss='bce'); "
+            "print(LOSS_NAMES, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "('aug_triplet', 'triplet', 'structural', 'bce') False"

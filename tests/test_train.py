@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from cactus.cli import main
 from cactus.data import read_sets
+from cactus.encoders.config import EncoderConfig
 from cactus.inference.model import ClusteringModel
 from cactus.training.checkpoint import CheckpointError, read_card
 from cactus.training.trainer import PretrainConfig, TrainConfig, TrainingError, pretrain, train
@@ -30,13 +31,18 @@ def workspace(tmp_path_factory):
             "t5": save_tiny_t5(root / "t5"), "root": root}
 
 
+def on(workspace, family: str = "bert") -> EncoderConfig:
+    """The encoder options of the workspace's tiny ``family`` backbone (default mode and max_tokens)."""
+    return EncoderConfig(backbone=str(workspace[family]))
+
+
 def weights(model_dir: Path) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in load_file(str(model_dir / "backbone" / "model.safetensors")).items()}
 
 
 def test_train_writes_a_complete_card_and_the_model_predicts(workspace, tmp_path):
     reports = []
-    result = train(workspace["dataset"], tmp_path / "m", TrainConfig(backbone=str(workspace["bert"]), epochs=2,
+    result = train(workspace["dataset"], tmp_path / "m", TrainConfig(encoder=on(workspace), epochs=2,
                                                                       batch_size=2, seed=3), callback=reports.append)
     card = read_card(tmp_path / "m")
     assert card.mode == "sia" and card.loss == "aug_triplet" and card.seed == 3
@@ -67,7 +73,7 @@ def test_train_writes_a_complete_card_and_the_model_predicts(workspace, tmp_path
 
 
 def test_interrupted_training_resumes_to_the_same_weights(workspace, tmp_path):
-    config = TrainConfig(backbone=str(workspace["bert"]), epochs=3, batch_size=2, seed=1)
+    config = TrainConfig(encoder=on(workspace), epochs=3, batch_size=2, seed=1)
     train(workspace["dataset"], tmp_path / "straight", config)
 
     def stop_after_epoch_2(progress):
@@ -88,7 +94,7 @@ def test_interrupted_training_resumes_to_the_same_weights(workspace, tmp_path):
 
 
 def test_out_dir_protection_and_config_mismatch(workspace, tmp_path):
-    config = TrainConfig(backbone=str(workspace["bert"]), epochs=1, batch_size=4)
+    config = TrainConfig(encoder=on(workspace), epochs=1, batch_size=4)
     train(workspace["dataset"], tmp_path / "m", config)
     with pytest.raises(TrainingError, match="already holds a trained model; choose another --out or pass --force"):
         train(workspace["dataset"], tmp_path / "m", config)
@@ -99,15 +105,15 @@ def test_out_dir_protection_and_config_mismatch(workspace, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(workspace["dataset"], tmp_path / "half", TrainConfig(backbone=str(workspace["bert"]), epochs=2),
+        train(workspace["dataset"], tmp_path / "half", TrainConfig(encoder=on(workspace), epochs=2),
               callback=stop)
     with pytest.raises(TrainingError, match=r"interrupted run with other settings \(loss\)"):
-        train(workspace["dataset"], tmp_path / "half", TrainConfig(backbone=str(workspace["bert"]), epochs=2,
+        train(workspace["dataset"], tmp_path / "half", TrainConfig(encoder=on(workspace), epochs=2,
                                                                    loss="triplet"))
 
 
 def test_cards_this_version_does_not_understand_are_refused(workspace, tmp_path):
-    train(workspace["dataset"], tmp_path / "m", TrainConfig(backbone=str(workspace["bert"]), epochs=1))
+    train(workspace["dataset"], tmp_path / "m", TrainConfig(encoder=on(workspace), epochs=1))
     card_path = tmp_path / "m" / "card.json"
     card = json.loads(card_path.read_text())
     card_path.write_text(json.dumps({**card, "version": 99}))
@@ -125,19 +131,19 @@ def test_cards_this_version_does_not_understand_are_refused(workspace, tmp_path)
 
 def test_pretraining_then_fine_tuning_from_it(workspace, tmp_path):
     texts = [t for s in read_sets(workspace["dataset"] / "train.jsonl").sets for t in s.texts]
-    pre = pretrain(texts, tmp_path / "pre", PretrainConfig(backbone=str(workspace["bert"]), steps=6, batch_size=2,
+    pre = pretrain(texts, tmp_path / "pre", PretrainConfig(encoder=on(workspace), steps=6, batch_size=2,
                                                            save_every=2, threshold_sets=4))
     assert pre.card.training_data["self_supervised"]["steps"] == 6 and -1 <= pre.card.threshold <= 1
     before = weights(tmp_path / "pre")
     result = train(workspace["dataset"], tmp_path / "fine",
-                   TrainConfig(backbone="ignored-when-init", epochs=1, init=str(tmp_path / "pre")))
+                   TrainConfig(encoder=EncoderConfig("ignored-when-init"), epochs=1, init=str(tmp_path / "pre")))
     assert result.card.backbone == str(workspace["bert"]) and result.card.training_data["init"] == str(tmp_path / "pre")
     after = weights(tmp_path / "fine")
     assert any(not np.array_equal(before[k], after[k]) for k in before)
 
 
 def test_t5_backbone_trains_and_reloads(workspace, tmp_path):
-    result = train(workspace["dataset"], tmp_path / "t5m", TrainConfig(backbone=str(workspace["t5"]), epochs=1,
+    result = train(workspace["dataset"], tmp_path / "t5m", TrainConfig(encoder=on(workspace, "t5"), epochs=1,
                                                                         loss="triplet"))
     model = ClusteringModel.load(tmp_path / "t5m")
     sets = read_sets(workspace["dataset"] / "test.jsonl").sets
@@ -167,8 +173,10 @@ def test_data_parallel_ranks_end_with_identical_weights(workspace, tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(
         "import json, os, sys\n"
+        "from cactus.encoders.config import EncoderConfig\n"
         "from cactus.training.trainer import TrainConfig, train\n"
-        "result = train(sys.argv[1], sys.argv[2], TrainConfig(backbone=sys.argv[3], epochs=2, batch_size=2))\n"
+        "config = TrainConfig(encoder=EncoderConfig(sys.argv[3]), epochs=2, batch_size=2)\n"
+        "result = train(sys.argv[1], sys.argv[2], config)\n"
         "rank = os.environ['RANK']\n"
         "open(os.path.join(sys.argv[4], f'rank{rank}.json'), 'w').write(json.dumps({'digest': result.weights_digest,"
         " 'world': os.environ['WORLD_SIZE']}))\n"

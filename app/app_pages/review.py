@@ -10,12 +10,11 @@ import streamlit as st
 from app import actions, state, widgets
 from app.compare import agreement, differences
 from app.heatmap import similarity_figure
+from cactus.encoders.config import ATTENTION_MODES
 from cactus.errors import CactusError
 from db import ModelInfo, SetDetail
 
-MODE_NAMES = {"nia": "NIA: no inter-entity attention", "sia": "SIA: scalable inter-entity attention",
-              "sia_first": "SIA (first-token summaries)", "sia_qkey": "SIA (query-projected keys)",
-              "fia": "FIA: full attention"}
+MODE_NAMES = {name: mode.label for name, mode in ATTENTION_MODES.items()}
 #: Which two clusterings the disagreement marks compare, the first pair present.
 PAIRS = (("teacher", "model"), ("reference", "model"), ("teacher", "reference"), ("human", "model"),
          ("human", "teacher"), ("human", "reference"))

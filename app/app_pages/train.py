@@ -9,16 +9,13 @@ from typing import Any
 import streamlit as st
 
 from app import state, widgets
-from cactus.encoders.config import MODES
-from cactus.losses.names import LOSS_NAMES
+from cactus.encoders.config import ATTENTION_MODES, MODES
+from cactus.losses.registry import LOSS_NAMES, LOSSES
 from db import DatasetInfo, LabelSummary
 from jobs.queue import enqueue
 
-MODE_HELP = {"sia": "SIA: each entity attends to summaries of the others (the paper's method)",
-             "nia": "NIA: entities encoded alone", "fia": "FIA: full attention over the whole set",
-             "sia_first": "SIA with first-token summaries", "sia_qkey": "SIA with query-projected keys"}
-LOSS_HELP = {"aug_triplet": "augmented triplet (the paper's)", "triplet": "triplet", "structural": "structural (SCL)",
-             "bce": "pairwise binary cross-entropy"}
+MODE_HELP = {name: mode.help for name, mode in ATTENTION_MODES.items()}
+LOSS_HELP = {name: loss.label for name, loss in LOSSES.items()}
 LEARNING_RATES = (1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3)
 SOURCES = {"human": "reviewed by people", "teacher": "the teacher's", "reference": "reference labels",
            "unlabelled": "no label"}

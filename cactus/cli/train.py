@@ -11,7 +11,7 @@ from cactus.errors import CactusError
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """The options shared by ``train`` and ``pretrain``."""
     from cactus.encoders.config import MODES
-    from cactus.losses.names import LOSS_NAMES
+    from cactus.losses.registry import LOSS_NAMES
 
     parser.add_argument("--backbone", default="minilm",
                         help="'minilm' (packaged all-MiniLM-L6-v2, default) or a local Hugging Face BERT/T5 folder")

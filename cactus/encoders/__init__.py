@@ -8,7 +8,7 @@ importable without torch: the CLI's help and the job queue check options without
 
 from __future__ import annotations
 
-from cactus.encoders.config import MODES, EncoderConfig, check_mode
+from cactus.encoders.config import ATTENTION_MODES, MODES, AttentionMode, EncoderConfig, attention_mode, check_mode
 from cactus.lazy import lazy_getattr
 
 _LAZY = {
@@ -26,12 +26,15 @@ __getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [
+    "ATTENTION_MODES",
     "MODES",
+    "AttentionMode",
     "BackboneError",
     "BackboneInfo",
     "EncoderConfig",
     "SetBatch",
     "SetEncoder",
+    "attention_mode",
     "check_mode",
     "describe_backbone",
     "load_backbone",

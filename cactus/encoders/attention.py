@@ -46,10 +46,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cactus.encoders import fused_training
+from cactus.encoders.config import ATTENTION_MODES, AttentionMode, check_mode
 
 ATTENTION_NAME = "cactus"
-
-SUMMARY_MODES = ("sia", "sia_first", "sia_qkey")
 
 #: How SIA computes gradients: "fused" (fused kernels, hand-written backward) or "explicit" (materialised scores).
 TRAINING_PATHS = ("fused", "explicit")
@@ -105,9 +104,17 @@ class PackedAttention:
     token_set_pos: Tensor | None = None
     _cache: dict = field(default_factory=dict, repr=False)  # masks and indices derived once per forward
 
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+
+    @property
+    def spec(self) -> AttentionMode:
+        """The record of ``mode``: what tokens attend within, how summaries are made."""
+        return ATTENTION_MODES[self.mode]
+
     def attend(self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float) -> Tensor:
         """Attention over packed tokens: query, key, value (T, H, d) -> output (T, H, d)."""
-        if self.mode in SUMMARY_MODES:
+        if self.spec.has_summaries:
             return self._attend_with_summaries(query, key, value, scaling, dropout)
         outputs = []
         for b, (offset, count, length) in enumerate(self.segments):
@@ -155,16 +162,18 @@ class PackedAttention:
         """One key and one value summary per entity, gathered per set: two (B, H, N, d) tensors.
 
         hid-mean (eq. 5): W^K mean(h) + b_K equals mean(W^K h + b_K), so the mean of an entity's keys is its
-        summary key (and likewise for values); ``sia_qkey`` takes the summary key from the queries (W^Q), as
-        the published code does; ``sia_first`` uses the entity's first token.
+        summary key (and likewise for values); with ``project_summary_keys`` (``sia_qkey``) the summary key comes
+        from the queries (W^Q), as the published code does; ``summary == "first"`` (``sia_first``) takes the
+        entity's first token.
         """
-        source = query if self.mode == "sia_qkey" else key
+        first_token = self.spec.summary == "first"
+        source = query if self.spec.project_summary_keys else key
         keys, values = [], []
         for b, (offset, count, length) in enumerate(self.segments):
             rows = slice(offset, offset + count * length)
             kb = source[rows].view(count, length, *key.shape[1:])  # (count, L, H, d)
             vb = value[rows].view(count, length, *value.shape[1:])
-            if self.mode == "sia_first":
+            if first_token:
                 keys.append(kb[:, 0])  # (count, H, d)
                 values.append(vb[:, 0])
                 continue
@@ -413,11 +422,11 @@ class ReferenceAttention:
     """The slow, obviously-correct attention of one set, handed to the layers as ``cactus_reference``.
 
     The backbone runs on the set's S tokens as one (1, S) sequence; every layer builds the dense (S, S + N)
-    score matrix of eq. (3): token-token scores masked to the token's own entity (``fia``: not masked), and
-    token-summary scores masked to the other entities. Summaries follow eq. (5) literally: the mean (or first)
-    of the entity's input states to the attention, projected with the layer's own W^K (W^Q for ``sia_qkey``)
-    and W^V. T5's position bias is the backbone's own over the whole sequence, which inside an entity equals
-    the within-entity bias because entities are contiguous.
+    score matrix of eq. (3): token-token scores masked to the token's own entity (not masked in the ``"set"``
+    layout, ``fia``), and token-summary scores masked to the other entities. Summaries follow eq. (5) literally:
+    the mean (or first) of the entity's input states to the attention, projected with the layer's own W^K (W^Q
+    with ``project_summary_keys``, ``sia_qkey``) and W^V. T5's position bias is the backbone's own over the whole
+    sequence, which inside an entity equals the within-entity bias because entities are contiguous.
 
     Attributes:
         mode: one of ``MODES``.
@@ -428,6 +437,14 @@ class ReferenceAttention:
     mode: str
     token_entity: Tensor
     inputs: dict[nn.Module, Tensor]
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+
+    @property
+    def spec(self) -> AttentionMode:
+        """The record of ``mode``."""
+        return ATTENTION_MODES[self.mode]
 
     def attend(
         self,
@@ -441,25 +458,26 @@ class ReferenceAttention:
     ) -> Tensor:
         """query, key, value (1, H, S, d) -> output (1, S, H, d)."""
         H, d = query.shape[1], query.shape[3]
+        spec = self.spec
         ent = self.token_entity
         N = int(ent.max()) + 1
         scores = torch.matmul(query[0], key[0].transpose(-1, -2)) * scaling  # (H, S, S)
         if position_bias is not None:
             scores = scores + position_bias[0]
         same = ent[:, None] == ent[None, :]  # (S, S)
-        if self.mode != "fia":
+        if spec.layout == "entity":
             scores = scores.masked_fill(~same, float("-inf"))
         keys, values = key[0], value[0]  # (H, S, d)
-        if self.mode in SUMMARY_MODES:
+        if spec.has_summaries:
             hidden = self.inputs[module][0]  # (S, D), the states the layer projects into q, k, v
             q_proj, k_proj, v_proj = _projections(module)
             members = F.one_hot(ent, N).T.to(hidden.dtype)  # (N, S)
-            if self.mode == "sia_first":
+            if spec.summary == "first":
                 first = members.cumsum(1).eq(1) & members.bool()  # each entity's first token
                 pooled = first.to(hidden.dtype) @ hidden  # (N, D)
             else:
                 pooled = (members @ hidden) / members.sum(1, keepdim=True)  # (N, D), eq. (5)
-            k_sum = (q_proj if self.mode == "sia_qkey" else k_proj)(pooled).view(N, H, d).transpose(0, 1)  # (H, N, d)
+            k_sum = (q_proj if spec.project_summary_keys else k_proj)(pooled).view(N, H, d).transpose(0, 1)  # (H, N, d)
             v_sum = v_proj(pooled).view(N, H, d).transpose(0, 1)
             s_sum = torch.matmul(query[0], k_sum.transpose(-1, -2)) * scaling  # (H, S, N), no position term
             other = ent[:, None] != torch.arange(N, device=ent.device)  # (S, N)

@@ -202,12 +202,13 @@ class SummaryAttention(torch.autograd.Function):
 def _summaries(pack, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
     """Each set's N summary keys and values, (B, N, H, d) each; padded slots get zeros (and are masked)."""
     H, d = query.shape[1:]
-    source = query if pack.mode == "sia_qkey" else key
+    first_token = pack.spec.summary == "first"
+    source = query if pack.spec.project_summary_keys else key
     keys, values = [], []
     for b, (offset, count, length) in enumerate(pack.segments):
         rows = slice(offset, offset + count * length)
         kb, vb = (x[rows].view(count, length, H * d) for x in (source, value))
-        if pack.mode == "sia_first":
+        if first_token:
             keys.append(kb[:, 0])
             values.append(vb[:, 0])
             continue
@@ -235,14 +236,15 @@ def _summaries_backward(pack, dk_sum: Tensor, dv_sum: Tensor, dq: Tensor, dk: Te
     for grad in (dk_sum, dv_sum):
         rows = grad.reshape(-1, H * d).to(dq.dtype)
         per_entity.append(rows.new_zeros(E + 1, H * d).index_add_(0, index, rows))  # (E + 1, H * d)
-    target_k = dq if pack.mode == "sia_qkey" else dk
+    first_token = pack.spec.summary == "first"
+    target_k = dq if pack.spec.project_summary_keys else dk
     first = 0
     for b, (offset, count, length) in enumerate(pack.segments):
         rows = slice(offset, offset + count * length)
         for grad, target in zip(per_entity, (target_k, dv), strict=True):
             g = grad[first : first + count]  # (count, H * d)
             tokens = target[rows].view(count, length, H * d)
-            if pack.mode == "sia_first":
+            if first_token:
                 tokens[:, 0].add_(g)
                 continue
             weights = pack.summary_weights(b, g.dtype)

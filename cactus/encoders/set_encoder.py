@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from cactus.encoders.attention import PackedAttention, install_attention
 from cactus.encoders.backbones import describe_backbone, load_backbone, relative_bias_module
-from cactus.encoders.config import ENTITY_MODES, EncoderConfig, check_mode
+from cactus.encoders.config import ATTENTION_MODES, EncoderConfig, attention_mode, check_mode
 from cactus.encoders.packing import MAX_BUCKETS, SetBatch, pack
 
 
@@ -89,10 +89,10 @@ class SetEncoder(nn.Module):
     def pack_tokens(self, token_ids: Sequence[Sequence[Sequence[int]]], mode: str | None = None, *,
                     max_buckets: int = MAX_BUCKETS) -> SetBatch:
         """Pack sets already tokenized by :meth:`tokenize_entities` for ``mode`` (default ``config.mode``)."""
-        mode = check_mode(mode or self.config.mode)
+        spec = attention_mode(mode or self.config.mode)
         return pack(
             token_ids,
-            layout="entity" if mode in ENTITY_MODES else "set",
+            layout=spec.layout,
             pad_id=self.tokenizer.pad_token_id,
             position_offset=self.info.position_offset,
             max_buckets=max_buckets,
@@ -110,11 +110,10 @@ class SetEncoder(nn.Module):
             ``(embeddings, mask)``: embeddings (B, N, D), L2-normalised, zero in padded slots; mask (B, N) bool.
         """
         mode = check_mode(mode or self.config.mode)
-        layout = "entity" if mode in ENTITY_MODES else "set"
-        if batch.layout != layout:
+        if batch.layout != ATTENTION_MODES[mode].layout:
+            packed_for = "/".join(m.name for m in ATTENTION_MODES.values() if m.layout == batch.layout)
             raise ValueError(
-                f"this batch was packed for {'fia' if batch.layout == 'set' else 'nia/sia'}, not {mode!r}; "
-                f"call encoder.tokenize(sets, mode={mode!r})"
+                f"this batch was packed for {packed_for}, not {mode!r}; call encoder.tokenize(sets, mode={mode!r})"
             )
         attention = PackedAttention(
             mode=mode,

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from cactus.training.checkpoint import CheckpointError, read_card
-from cactus.training.trainer import Callback, PretrainConfig, TrainConfig, entity_texts, pretrain, train
+from cactus.training.trainer import (
+    Callback,
+    PretrainConfig,
+    TrainConfig,
+    config_options,
+    entity_texts,
+    pretrain,
+    train,
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,7 @@ def finished_card(model_dir: Path, config: TrainConfig):
         card = read_card(model_dir)
     except CheckpointError:
         return None
-    if card.test and card.config == asdict(config):
+    if card.test and card.config == config_options(config):
         return card
     return None
 
@@ -71,16 +79,16 @@ def run_report(dataset_dir: Path, work_dir: Path, base: TrainConfig, *, pretrain
         init = None
         if variant.pretrained:
             pre_dir = work_dir / "pretrained"
-            pre_config = PretrainConfig(backbone=base.backbone, mode=variant.mode, loss=variant.loss,
+            pre_config = PretrainConfig(encoder=replace(base.encoder, mode=variant.mode), loss=variant.loss,
                                         steps=pretrain_steps, batch_size=base.batch_size, lr=base.lr, seed=base.seed,
-                                        max_tokens=base.max_tokens, device=base.device)
+                                        device=base.device)
             if not _pretrained_ok(pre_dir, pre_config):
                 say(f"pretraining {pretrain_steps} steps on self-supervised sets")
                 pretrain(entity_texts(dataset.train), pre_dir, pre_config,
                          callback=callback_for("pretrain") if callback_for else None, force=True,
                          source=str(dataset_dir / "train.jsonl"))
             init = str(pre_dir)
-        config = replace(base, mode=variant.mode, loss=variant.loss, init=init)
+        config = replace(base, encoder=replace(base.encoder, mode=variant.mode), loss=variant.loss, init=init)
         model_dir = work_dir / variant.slug
         card = finished_card(model_dir, config)
         if card is None:
@@ -95,11 +103,12 @@ def run_report(dataset_dir: Path, work_dir: Path, base: TrainConfig, *, pretrain
         models[variant.slug] = {"dir": str(model_dir), "threshold": card.threshold, "epoch": card.epoch,
                                 "validation": card.validation, "history": card.history}
     return {"rows": rows, "dataset": str(dataset_dir), "test_sets": len(dataset.test),
-            "config": asdict(base), "pretrain_steps": pretrain_steps, "models": models, "seconds": seconds, **extra}
+            "config": config_options(base), "pretrain_steps": pretrain_steps, "models": models, "seconds": seconds,
+            **extra}
 
 
 def _pretrained_ok(pre_dir: Path, config: PretrainConfig) -> bool:
     try:
-        return read_card(pre_dir).config == asdict(config)
+        return read_card(pre_dir).config == config_options(config)
     except CheckpointError:
         return False

@@ -67,25 +67,14 @@ class MergeTree:
         return np.array([order[x] for x in raw], dtype=np.int64)
 
 
-class AgglomerativeClusterer:
-    """Average-link agglomerative clustering of a precomputed similarity matrix at a fixed threshold.
+def cluster_similarity(similarity: Sequence[Sequence[float]] | np.ndarray, threshold: float) -> np.ndarray:
+    """Cluster ids of shape (N,) for one set (average link at ``threshold``).
 
     Example:
-        >>> AgglomerativeClusterer(threshold=0.5).fit_predict([[1, .9, .1], [.9, 1, .2], [.1, .2, 1]]).tolist()
+        >>> cluster_similarity([[1, .9, .1], [.9, 1, .2], [.1, .2, 1]], threshold=0.5).tolist()
         [0, 0, 1]
     """
-
-    def __init__(self, threshold: float = 0.5, *, linkage: str = "average") -> None:
-        self.threshold = threshold
-        self.linkage = linkage
-
-    def fit_predict(self, similarity: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
-        return MergeTree(similarity, linkage_method=self.linkage).cut(self.threshold)
-
-
-def cluster_similarity(similarity: Sequence[Sequence[float]] | np.ndarray, threshold: float) -> np.ndarray:
-    """Cluster ids of shape (N,) for one set (average link at ``threshold``)."""
-    return AgglomerativeClusterer(threshold).fit_predict(similarity)
+    return MergeTree(similarity).cut(threshold)
 
 
 @dataclass(frozen=True)

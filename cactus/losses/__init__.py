@@ -2,13 +2,14 @@
 
 Every loss is called as ``loss(similarity, mask, same)`` with similarity (B, N, N), mask (B, N) bool (real
 entities) and same (B, N, N) bool (co-cluster matrix), and returns a scalar. ``pair_targets`` turns padded
-cluster labels into mask and same. The names load on first use (PEP 562), so ``LOSS_NAMES`` needs no torch.
+cluster labels into mask and same. The losses by name are one table, ``LOSSES`` (:mod:`cactus.losses.registry`,
+importable without torch); the other names load on first use (PEP 562).
 """
 
 from __future__ import annotations
 
 from cactus.lazy import lazy_getattr
-from cactus.losses.names import LOSS_NAMES
+from cactus.losses.registry import LOSS_NAMES, LOSSES, LossKind, build_loss, loss_kind
 
 _LAZY = {
     "AugmentedTripletLoss": "cactus.losses.augmented_triplet",
@@ -16,8 +17,6 @@ _LAZY = {
     "StructuralLoss": "cactus.losses.structural",
     "TripletLoss": "cactus.losses.triplet",
     "pair_targets": "cactus.losses.masks",
-    "LOSSES": "cactus.losses.registry",
-    "build_loss": "cactus.losses.registry",
 }
 
 
@@ -28,9 +27,11 @@ __all__ = [
     "LOSSES",
     "LOSS_NAMES",
     "AugmentedTripletLoss",
+    "LossKind",
     "PairwiseBCELoss",
     "StructuralLoss",
     "TripletLoss",
     "build_loss",
+    "loss_kind",
     "pair_targets",
 ]

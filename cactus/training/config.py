@@ -1,28 +1,40 @@
 """Training options, importable without torch (the job queue checks them before a job runs).
 
-:class:`TrainConfig` is ``cactus train``'s flags, :class:`PretrainConfig` ``cactus pretrain``'s.
+:class:`TrainConfig` is ``cactus train``'s flags, :class:`PretrainConfig` ``cactus pretrain``'s. Both hold the
+encoder's options as an :class:`~cactus.encoders.config.EncoderConfig`; outside the code, in CLI flags, job
+parameters, progress files and model cards, all options are one flat mapping (see :func:`config_options` and
+:func:`config_from_dict`), as they always were.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from cactus.encoders.config import check_mode
+from cactus.encoders.config import EncoderConfig
 from cactus.errors import CactusError
-from cactus.losses.names import LOSS_NAMES
+from cactus.losses.registry import loss_kind
 
 
 class TrainingError(CactusError):
     """Training cannot start or go on; the message says why and what to do."""
 
 
+def _check_common(config: TrainConfig | PretrainConfig, counts: tuple[str, ...]) -> None:
+    """The checks both configs share: an EncoderConfig, a known loss, counts of at least 1."""
+    if not isinstance(config.encoder, EncoderConfig):
+        raise TypeError(f"encoder must be an EncoderConfig, got {config.encoder!r}")
+    loss_kind(config.loss)
+    for name in counts:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Fine-tuning options (the CLI flags of ``cactus train``)."""
 
-    backbone: str = "minilm"  # "minilm" or a local HF BERT/T5 folder
-    mode: str = "sia"  # inter-entity attention: nia, sia, sia_first, sia_qkey, fia
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)  # backbone, mode (default sia), max_tokens
     loss: str = "aug_triplet"  # aug_triplet, triplet, structural, bce
     epochs: int = 10
     batch_size: int = 4  # sets per optimizer step (per process under torchrun)
@@ -30,19 +42,13 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0  # max global gradient norm
     seed: int = 0
-    max_tokens: int = 32  # per-entity truncation
     limit_train: int | None = None  # use only the first N training sets
     init: str | None = None  # a model folder (e.g. from pretraining) to start from
     device: str | None = None  # "cpu", "cuda", "cuda:1"; default: cuda when visible
     eval_batch_size: int = 16
 
     def __post_init__(self) -> None:
-        check_mode(self.mode)
-        if self.loss not in LOSS_NAMES:
-            raise ValueError(f"unknown loss '{self.loss}'; choose one of {', '.join(LOSS_NAMES)}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "max_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        _check_common(self, ("epochs", "batch_size", "eval_batch_size"))
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.limit_train is not None and self.limit_train < 1:
@@ -53,8 +59,7 @@ class TrainConfig:
 class PretrainConfig:
     """Self-supervised pretraining options (``cactus pretrain``)."""
 
-    backbone: str = "minilm"
-    mode: str = "sia"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)  # backbone, mode (default sia), max_tokens
     loss: str = "aug_triplet"
     steps: int = 1000
     batch_size: int = 4
@@ -62,20 +67,24 @@ class PretrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
-    max_tokens: int = 32
     device: str | None = None
     eval_batch_size: int = 16
     save_every: int = 100  # steps between resumable states
     threshold_sets: int = 64  # held-out synthetic sets that choose the checkpoint's threshold
 
     def __post_init__(self) -> None:
-        check_mode(self.mode)
-        if self.loss not in LOSS_NAMES:
-            raise ValueError(f"unknown loss '{self.loss}'; choose one of {', '.join(LOSS_NAMES)}")
-        for name in ("steps", "batch_size", "eval_batch_size", "max_tokens", "save_every", "threshold_sets"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        _check_common(self, ("steps", "batch_size", "eval_batch_size", "save_every", "threshold_sets"))
 
+
+#: The options that make up the nested EncoderConfig, given flat beside the others.
+ENCODER_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(EncoderConfig))
+
+
+def config_options(config: TrainConfig | PretrainConfig) -> dict[str, Any]:
+    """All options of ``config`` as one flat mapping (the encoder's beside the others), the form CLI flags, job
+    parameters, progress files and model cards use; :func:`config_from_dict` reads it back."""
+    rest = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "encoder"}
+    return {**asdict(config.encoder), **rest}
 
 
 _KINDS = {"int": (int, "an integer"), "float": ((int, float), "a number"), "str": (str, "a string")}
@@ -93,14 +102,17 @@ def _checked(name: str, annotation: str, value: Any) -> Any:
 
 
 def config_from_dict(cls: type, values: dict[str, Any]):
-    """Build a config dataclass from a dict (e.g. a job's JSON parameters), refusing unknown keys with the list
-    of known ones and values of the wrong type with the option's name."""
-    annotations = {f.name: str(f.type) for f in fields(cls)}
+    """Build a config dataclass from its flat options (see :func:`config_options`; e.g. a job's JSON parameters or
+    a model card's ``config``), refusing unknown keys with the list of known ones and values of the wrong type with
+    the option's name."""
+    annotations = {f.name: str(f.type) for f in fields(EncoderConfig)}
+    annotations.update({f.name: str(f.type) for f in fields(cls) if f.name != "encoder"})
     unknown = sorted(set(values) - set(annotations))
     if unknown:
         raise TrainingError(f"unknown training options: {', '.join(unknown)}; known: {', '.join(sorted(annotations))}")
     checked = {name: _checked(name, annotations[name], value) for name, value in values.items()}
+    encoder = {name: checked.pop(name) for name in ENCODER_OPTIONS if name in checked}
     try:
-        return cls(**checked)
+        return cls(encoder=EncoderConfig(**encoder), **checked)
     except ValueError as exc:
         raise TrainingError(str(exc)) from None

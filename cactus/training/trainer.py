@@ -22,7 +22,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from cactus.data.sets import SPLITS, EntitySet, read_dataset
+from cactus.encoders.config import EncoderConfig
 from cactus.evaluation.metrics import average_scores, clustering_scores, selection_score
 from cactus.inference.cluster import MergeTree, sweep_thresholds
 from cactus.inference.model import resolve_device, set_similarities
@@ -47,7 +48,7 @@ from cactus.training.checkpoint import (
     software_versions,
     write_card,
 )
-from cactus.training.config import PretrainConfig, TrainConfig, TrainingError, config_from_dict
+from cactus.training.config import PretrainConfig, TrainConfig, TrainingError, config_from_dict, config_options
 from cactus.training.distributed import DistContext, init_distributed, shutdown_distributed
 from cactus.training.selfsup import self_supervised_sets
 from cactus.training.state import clear_training_state, load_training_state, read_progress, save_training_state
@@ -142,14 +143,14 @@ def autocast_for(device: str):
     return torch.autocast("cpu", enabled=False)
 
 
-def build_encoder(backbone: str, mode: str, max_tokens: int, init: str | None):
-    """A SetEncoder on ``backbone``, or on the weights of the model folder ``init`` when given."""
-    from cactus.encoders import EncoderConfig, SetEncoder
+def build_encoder(config: EncoderConfig, init: str | None):
+    """A SetEncoder as ``config`` says, or on the weights of the model folder ``init`` when given."""
+    from cactus.encoders import SetEncoder
 
     if init is not None:
         read_card(init)  # refuses a folder that is not a model
-        backbone = str(backbone_dir(init))
-    return SetEncoder(EncoderConfig(backbone=backbone, mode=mode, max_tokens=max_tokens))
+        config = replace(config, backbone=str(backbone_dir(init)))
+    return SetEncoder(config)
 
 
 def init_neutral(loss: nn.Module, init: str | None) -> None:
@@ -293,10 +294,11 @@ def _training_run(config: TrainConfig | PretrainConfig, out_dir: Path, callback:
     report = callback if (callback is not None and context.is_main) else (lambda progress: None)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        resume = check_out_dir(out_dir, asdict(config), force=force) if context.is_main else read_progress(out_dir)
+        options = config_options(config)
+        resume = check_out_dir(out_dir, options, force=force) if context.is_main else read_progress(out_dir)
         context.barrier()
         seed_everything(config.seed)
-        encoder = build_encoder(config.backbone, config.mode, config.max_tokens, init)
+        encoder = build_encoder(config.encoder, init)
         loss = build_loss(config.loss)
         module = SetTrainingModule(encoder, loss).to(device)
         optimizer = optimizer_for(module, config.lr, config.weight_decay)
@@ -327,7 +329,7 @@ def train(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | No
         device, context, report = run.device, run.context, run.report
         encoder, loss, module, optimizer, resume = run.encoder, run.loss, run.module, run.optimizer, run.resume
         init_neutral(loss, config.init)
-        config_dict = asdict(config)
+        config_dict = config_options(config)
         state = {"epoch": 0, "best_score": -math.inf, "best_epoch": None, "history": [], "config": config_dict}
         if resume is not None:
             state.update(load_training_state(out_dir, module, optimizer))
@@ -392,11 +394,11 @@ def _card(config: TrainConfig | PretrainConfig, threshold: float, loss: nn.Modul
                             "init": getattr(config, "init", None)}
     data.update(extra_data or {})
     return ModelCard(
-        backbone=config.backbone if getattr(config, "init", None) is None else _init_backbone(config.init),
-        mode=config.mode, loss=config.loss, max_tokens=config.max_tokens, threshold=threshold,
+        backbone=config.encoder.backbone if getattr(config, "init", None) is None else _init_backbone(config.init),
+        mode=config.encoder.mode, loss=config.loss, max_tokens=config.encoder.max_tokens, threshold=threshold,
         s_neu=loss.neutral.item() if hasattr(loss, "neutral") else None,
         validation={k: v for k, v in scores.items()}, epoch=epoch, training_data=data, seed=config.seed,
-        config=asdict(config), history=history, versions=software_versions(), created=now_iso(),
+        config=config_options(config), history=history, versions=software_versions(), created=now_iso(),
     )
 
 
@@ -438,7 +440,7 @@ def pretrain(texts: Sequence[str], out_dir: str | Path, config: PretrainConfig |
     with _training_run(config, out_dir, callback, force=force, init=None) as run:
         device, context, report = run.device, run.context, run.report
         encoder, loss, module, optimizer, resume = run.encoder, run.loss, run.module, run.optimizer, run.resume
-        config_dict = asdict(config)
+        config_dict = config_options(config)
         state: dict[str, Any] = {"step": 0, "config": config_dict, "history": []}
         if resume is not None:
             state.update(load_training_state(out_dir, module, optimizer))
@@ -498,6 +500,7 @@ __all__ = [
     "TrainResult",
     "TrainingError",
     "config_from_dict",
+    "config_options",
     "entity_texts",
     "pretrain",
     "train",

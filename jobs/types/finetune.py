@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +46,13 @@ class FinetuneParams:
 
 
 def _options(cls_name: str, raw: Any, where: str) -> dict[str, Any]:
-    from cactus.training.config import PretrainConfig, TrainConfig, TrainingError, config_from_dict
+    from cactus.training.config import PretrainConfig, TrainConfig, TrainingError, config_from_dict, config_options
 
     cls = {"TrainConfig": TrainConfig, "PretrainConfig": PretrainConfig}[cls_name]
     if not isinstance(raw, dict):
         raise JobParamsError(f"finetune: {where} must be an object of options, got {raw!r}")
     try:
-        return asdict(config_from_dict(cls, raw))
+        return config_options(config_from_dict(cls, raw))
     except TrainingError as exc:
         raise JobParamsError(f"finetune: {where}: {exc}") from None
 
@@ -167,7 +167,7 @@ def _finished_card(model_dir: Path):
 
 def run(ctx: JobContext, params: FinetuneParams) -> dict[str, Any]:
     """Export labels, (pre)train, register the model."""
-    from cactus.training.trainer import PretrainConfig, TrainConfig, entity_texts, pretrain, train
+    from cactus.training.trainer import PretrainConfig, TrainConfig, config_from_dict, entity_texts, pretrain, train
     from db.datasets import get_dataset
     from db.export import export_labels
     from db.registry import register_model
@@ -186,8 +186,8 @@ def run(ctx: JobContext, params: FinetuneParams) -> dict[str, Any]:
 
         pre_dir = ctx.work_dir / "pretrained"
         texts = entity_texts(read_dataset(data_dir, ("train",)).train)
-        pretrain(texts, pre_dir, PretrainConfig(**params.pretrain), callback=relay(ctx, (0.0, pretrain_share)),
-                 source=f"dataset {dataset.name} (train split)")
+        pretrain(texts, pre_dir, config_from_dict(PretrainConfig, params.pretrain),
+                 callback=relay(ctx, (0.0, pretrain_share)), source=f"dataset {dataset.name} (train split)")
         init = str(pre_dir)
     report = relay(ctx, (pretrain_share, 1.0 - pretrain_share))
     gpus = gpu_count()
@@ -201,7 +201,8 @@ def run(ctx: JobContext, params: FinetuneParams) -> dict[str, Any]:
 
         card = read_card(model_dir)
     else:
-        card = train(data_dir, model_dir, TrainConfig(**{**params.train, "init": init}), callback=report).card
+        config = config_from_dict(TrainConfig, {**params.train, "init": init})
+        card = train(data_dir, model_dir, config, callback=report).card
     name = params.name or f"{dataset.name} {card.mode}+{card.loss} (job {ctx.job_id})"
     training = {**card.training_data, "epochs": card.config.get("epochs"), "best_epoch": card.epoch,
                 "config": card.config, "label_human": params.human, "history": card.history}
