@@ -39,6 +39,7 @@ from db import (
     list_datasets,
     list_models,
     list_sets,
+    refresh_threshold,
     session_scope,
 )
 from db.errors import StoreError
@@ -215,6 +216,19 @@ def clustering_model(checkpoint: str) -> Any:
         cactus.training.checkpoint.CheckpointError: the folder is gone or is not a model.
     """
     return _load_model(checkpoint, _stamp(checkpoint))
+
+
+def loaded_model(model: ModelInfo) -> Any:
+    """A registered model loaded from its checkpoint (see :func:`clustering_model`); use its ``threshold``.
+
+    The card is the one source of the threshold: when the registry's copy differs (the card was re-written), the
+    copy is refreshed so that the Models page lists the value in use.
+    """
+    loaded = clustering_model(model.checkpoint)
+    if loaded.threshold != model.threshold:
+        with writing() as session:
+            refresh_threshold(session, model.id, loaded.threshold)
+    return loaded
 
 
 @st.cache_data(max_entries=512, show_spinner=False)

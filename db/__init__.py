@@ -48,6 +48,7 @@ from db.registry import (
     delete_model,
     get_model,
     list_models,
+    refresh_threshold,
     register_model,
 )
 from db.session import database_url, get_engine, session_scope
@@ -110,6 +111,7 @@ __all__ = [
     "pair_disagreement",
     "rebuild_human_clustering",
     "redo",
+    "refresh_threshold",
     "register_model",
     "session_scope",
     "set_split",

@@ -43,6 +43,7 @@ from db import (
     mark_reviewed,
     rebuild_human_clustering,
     redo,
+    refresh_threshold,
     register_model,
     session_scope,
     start_clustering,
@@ -319,6 +320,9 @@ def test_model_registry_keeps_one_active_model(store_url):
             _model(session, "first")
         with pytest.raises(StoreError, match=r"threshold must lie in \[-1, 1\]"):
             register_model(session, name="x", checkpoint="c", backbone="b", mode="sia", loss="l", threshold=1.5)
+        with pytest.raises(StoreError, match=r"threshold must lie in \[-1, 1\]"):
+            refresh_threshold(session, first.id, float("nan"))
+        assert refresh_threshold(session, first.id, -0.25).threshold == -0.25  # a re-written card wins
         with pytest.raises(StoreError, match="mode must name the inter-entity attention"):
             register_model(session, name="x", checkpoint="c", backbone="b", mode=" ", loss="l", threshold=0.1)
         add_clustering(session, ids["glue"], "model", [[0, 1, 2, 3]], model_id=second)
@@ -328,7 +332,8 @@ def test_model_registry_keeps_one_active_model(store_url):
         assert active_model(session) is None
         assert get_set(session, ids["glue"]).latest("model") is None
         info = list_models(session)[0]
-        assert (info.threshold, info.metrics, info.training) == (0.42, {"val": {"ARI": 0.5}}, {"sets": {"teacher": 10}})
+        assert (info.threshold, info.metrics, info.training) == (-0.25, {"val": {"ARI": 0.5}},
+                                                                 {"sets": {"teacher": 10}})
 
 
 def test_export_prefers_human_then_teacher_then_reference(store_url, tmp_path):

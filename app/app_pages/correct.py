@@ -216,11 +216,12 @@ def similarities(detail: SetDetail, human: widgets.Shown) -> None:
     with st.expander("Similarities seen by the active model, outlined by your clusters"):
         try:
             sim = state.similarity(model.checkpoint, tuple(detail.texts))
+            threshold = state.loaded_model(model).threshold
         except (CactusError, OSError) as exc:
             st.error(f"The active model cannot be loaded: {exc}")
             return
         st.plotly_chart(similarity_figure(sim, detail.texts, human.clusters, human.names, human.colors,
-                                          threshold=model.threshold, title=f"{model.name} ({model.mode.upper()})"),
+                                          threshold=threshold, title=f"{model.name} ({model.mode.upper()})"),
                         key="correct_heatmap", config={"displaylogo": False})
 
 

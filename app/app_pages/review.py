@@ -60,10 +60,10 @@ def predict_button(detail: SetDetail, model: ModelInfo | None) -> None:
                   help="No model is active: train one on the Train page or activate one on the Models page.")
         return
     if st.button("Predict with the model", icon=":material/hub:",
-                 help=f"Cluster this set with the active model {model.name!r} at its threshold "
-                      f"{model.threshold:+.2f} and store the result."):
+                 help=f"Cluster this set with the active model {model.name!r} at the threshold of its card "
+                      "(given under the heatmap) and store the result."):
         try:
-            loaded = state.clustering_model(model.checkpoint)
+            loaded = state.loaded_model(model)
             with st.spinner(f"Clustering with {model.name}…"), state.model_in_use(), state.writing() as session:
                 actions.predict_set(session, detail, model, loaded)
             st.rerun()
@@ -145,6 +145,7 @@ def heatmap(detail: SetDetail, shown: dict[str, widgets.Shown], model: ModelInfo
     try:
         with st.spinner("Computing similarities…"):
             sims = {m: state.similarity(model.checkpoint, tuple(detail.texts), m) for m in (model.mode, other)}
+            threshold = state.loaded_model(model).threshold
     except (CactusError, OSError) as exc:
         st.error(f"The active model {model.name!r} cannot be loaded from {model.checkpoint}: {exc}. Activate another "
                  "model on the Models page.")
@@ -154,15 +155,15 @@ def heatmap(detail: SetDetail, shown: dict[str, widgets.Shown], model: ModelInfo
         clusters, names, colors = shown[outline].clusters, shown[outline].names, shown[outline].colors
         title = f"{MODE_NAMES.get(mode, mode)} · outlined by the {outline}'s clusters"
     else:
-        clusters = actions.cluster_at(sims[mode], model.threshold)
+        clusters = actions.cluster_at(sims[mode], threshold)
         names, colors = [""] * len(clusters), list(range(len(clusters)))
         title = f"{MODE_NAMES.get(mode, mode)} · outlined by its own clusters at the threshold"
-    figure = similarity_figure(sims[mode], detail.texts, clusters, names, colors, threshold=model.threshold,
+    figure = similarity_figure(sims[mode], detail.texts, clusters, names, colors, threshold=threshold,
                                title=title)
     st.plotly_chart(figure, key="review_heatmap", config={"displaylogo": False})
     judge = next((s for s in ("human", "teacher", "reference") if s in shown), None)
-    outcomes = actions.mode_outcomes(sims, model.threshold, shown[judge].clusters if judge else None, size)
-    st.caption(f"At the threshold {model.threshold:+.2f}, " + "; ".join(
+    outcomes = actions.mode_outcomes(sims, threshold, shown[judge].clusters if judge else None, size)
+    st.caption(f"At the threshold {threshold:+.2f}, " + "; ".join(
         f"{o.mode.upper()} embeddings give {len(o.clusters)} clusters"
         + (f" (ARI {o.ari:.2f} against the {judge})" if o.ari is not None else "") for o in outcomes)
         + ". Warm cells lie above the threshold: average-link clustering tends to join those pairs.")
