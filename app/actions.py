@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy.orm import Session
 
 from app.compare import agreement
 from cactus.data import labels_to_clusters
 from cactus.inference.cluster import MergeTree
-from db import ClusteringView, ModelInfo, SetDetail, add_clustering
+from db import ClusteringView, ModelInfo, Session, SetDetail, add_clustering
 from jobs.queue import JobInfo, enqueue
 
 

@@ -27,6 +27,7 @@ from db.datasets import (
     import_sets,
     import_sets_file,
     list_datasets,
+    store_is_empty,
 )
 from db.edits import (
     accept_clustering,
@@ -51,11 +52,21 @@ from db.registry import (
     refresh_threshold,
     register_model,
 )
-from db.session import database_url, get_engine, session_scope
-from db.sets import get_set, list_sets, load_entity_sets, mark_reviewed, set_split, sets_lacking
+from db.session import STORE_UNAVAILABLE, Session, database_url, get_engine, printable_url, session_scope
+from db.sets import (
+    get_set,
+    list_sets,
+    load_entity_sets,
+    mark_reviewed,
+    set_size_range,
+    set_sizes,
+    set_split,
+    sets_lacking,
+)
 from db.views import ClusteringView, DatasetInfo, EditView, ModelInfo, SetDetail, SetPage, SetSummary
 
 __all__ = [
+    "STORE_UNAVAILABLE",
     "ClusteringView",
     "ConflictError",
     "Create",
@@ -73,6 +84,7 @@ __all__ = [
     "NotFoundError",
     "Partition",
     "Rename",
+    "Session",
     "SetDetail",
     "SetPage",
     "SetSummary",
@@ -109,13 +121,17 @@ __all__ = [
     "load_entity_sets",
     "mark_reviewed",
     "pair_disagreement",
+    "printable_url",
     "rebuild_human_clustering",
     "redo",
     "refresh_threshold",
     "register_model",
     "session_scope",
+    "set_size_range",
+    "set_sizes",
     "set_split",
     "sets_lacking",
     "start_clustering",
+    "store_is_empty",
     "undo",
 ]

@@ -46,7 +46,10 @@ from db import (
     refresh_threshold,
     register_model,
     session_scope,
+    set_size_range,
+    set_sizes,
     start_clustering,
+    store_is_empty,
     undo,
 )
 from db.migrate import current_revision, head_revision
@@ -303,6 +306,17 @@ def test_mark_reviewed_needs_a_human_clustering(store_url):
         assert detail.reviewed and detail.reviewed_by == "ana" and detail.reviewed_at is not None
         mark_reviewed(session, ids["pens"], author="ana", reviewed=False)
         assert not get_set(session, ids["pens"]).reviewed
+
+
+def test_set_sizes_their_range_and_an_empty_store(store_url):
+    with session_scope(store_url, readonly=True) as session:
+        assert store_is_empty(session)
+    ids = _import_sample(store_url)
+    with session_scope(store_url, readonly=True) as session:
+        assert not store_is_empty(session)
+        assert set_sizes(session, ids["dataset"]) == {ids["glue"]: 4, ids["pens"]: 3, ids["paint"]: 5, ids["tape"]: 2}
+        assert set_size_range(session, ids["dataset"]) == (2, 5)
+        assert set_size_range(session, ids["dataset"] + 1) == (2, 2) and set_sizes(session, ids["dataset"] + 1) == {}
 
 
 def test_model_registry_keeps_one_active_model(store_url):

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
-from sqlalchemy.orm import Session
 
 from app import state, widgets
 from app.compare import cluster_label
@@ -20,6 +19,7 @@ from db import (
     Merge,
     Move,
     Rename,
+    Session,
     SetDetail,
     Split,
     accept_clustering,

@@ -11,8 +11,7 @@ import streamlit as st
 from app import actions, state, widgets
 from app.compare import agreement
 from cactus.evaluation.metrics import METRICS
-from db import ModelInfo, activate_model, latest_clusterings
-from db.models import SetRow
+from db import ModelInfo, activate_model, latest_clusterings, set_sizes
 from jobs.queue import enqueue
 
 
@@ -84,13 +83,10 @@ def predict_panel(model: ModelInfo) -> None:
 
 def stored_agreement(dataset_id: int, a: ModelInfo, b: ModelInfo) -> dict[str, Any] | None:
     """Mean ARI/AMI between the two models' stored clusterings of the dataset's sets that both clustered."""
-    from sqlalchemy import select
-
     def load(session):
-        ids = select(SetRow.id).where(SetRow.dataset_id == dataset_id)
-        sizes = dict(session.execute(select(SetRow.id, SetRow.size).where(SetRow.dataset_id == dataset_id)).all())
-        return (latest_clusterings(session, ids, "model", model_id=a.id),
-                latest_clusterings(session, ids, "model", model_id=b.id), sizes)
+        sizes = set_sizes(session, dataset_id)
+        return (latest_clusterings(session, list(sizes), "model", model_id=a.id),
+                latest_clusterings(session, list(sizes), "model", model_id=b.id), sizes)
 
     left, right, sizes = state.read(load)
     both = sorted(set(left) & set(right))
