@@ -1,4 +1,5 @@
-"""The app reaches the store only through db's functions: no SQLAlchemy, no tables, no queries of its own (AST)."""
+"""The app reaches the store only through db's functions (no SQLAlchemy, tables or queries of its own), and its
+pages are listed in one place."""
 
 from __future__ import annotations
 
@@ -44,3 +45,13 @@ def test_the_check_sees_sql():
              "    return session.execute(select(1))\n")
     assert [hit.split(" ", 1)[1] for hit in sql_in(probe, "probe.py")] == [
         "imports from sqlalchemy", "imports db.models", "calls session.execute(", "calls select("]
+
+
+def test_the_page_list_names_every_page_once():
+    from app.page_list import PAGES, page
+
+    files = sorted(p.relative_to(APP).as_posix() for p in (APP / "app_pages").glob("*.py"))
+    assert sorted(entry.path for entry in PAGES) == files
+    assert len({entry.key for entry in PAGES}) == len({entry.title for entry in PAGES}) == len(PAGES)
+    assert [entry.key for entry in PAGES if entry.default] == ["review"]
+    assert page("train").title == "Train"
