@@ -11,23 +11,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy.orm import Session
 
 from app.compare import agreement
 from cactus.data import labels_to_clusters
 from cactus.inference.cluster import MergeTree
-from db import ClusteringView, ModelInfo, SetDetail, add_clustering
+from db import ClusteringView, ModelInfo, Session, SetDetail, add_clustering
 from jobs.queue import JobInfo, enqueue
 
 
 def predict_set(session: Session, detail: SetDetail, model: ModelInfo, clustering_model: Any) -> ClusteringView:
-    """Cluster one set with a loaded model at its registered threshold and store it as a "model" clustering.
+    """Cluster one set with a loaded model at its card's threshold and store it as ``model``'s clustering.
 
     The same as the ``predict`` job does for many sets (details record the threshold).
     """
-    predicted = clustering_model.predict([detail.to_entity_set()], threshold=model.threshold)[0]
+    predicted = clustering_model.predict([detail.to_entity_set()])[0]
     return add_clustering(session, detail.id, "model", predicted.clusters, model_id=model.id, producer=model.name,
-                          details={"threshold": model.threshold})
+                          details={"threshold": clustering_model.threshold})
 
 
 def ask_teacher(session: Session, detail: SetDetail) -> JobInfo:

@@ -12,13 +12,9 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from cactus.demo import TOYS
-from db.datasets import ImportSummary, ProgressCallback, import_dataset_folder
-from db.models import DatasetRow, JobRow, ModelRow
-from db.session import session_scope
+from db.datasets import ImportSummary, ProgressCallback, import_dataset_folder, store_is_empty
+from db.session import Session, session_scope
 from jobs.queue import enqueue
 
 DEMO_DATASET = "Toy products (demo)"
@@ -35,12 +31,6 @@ class DemoSetup:
     summary: ImportSummary
     job_ids: list[int] = field(default_factory=list)
     note: str = ""  # why no model is being trained, when none is
-
-
-def store_is_empty(session: Session) -> bool:
-    """True for a store that was never used: no dataset, no model, no job."""
-    return all(session.scalar(select(func.count()).select_from(table)) == 0
-               for table in (DatasetRow, ModelRow, JobRow))
 
 
 def minilm_available() -> bool:

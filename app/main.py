@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.page_list import PAGES
+
 
 def run() -> None:
-    """Build the navigation and run the page the user is on."""
-    pages = {
-        "Clusterings": [
-            st.Page("app_pages/review.py", title="Review", icon=":material/compare:", default=True),
-            st.Page("app_pages/correct.py", title="Correct", icon=":material/edit_note:"),
-            st.Page("app_pages/data.py", title="Data", icon=":material/upload_file:"),
-        ],
-        "Models": [
-            st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
-            st.Page("app_pages/models.py", title="Models", icon=":material/deployed_code:"),
-            st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/leaderboard:"),
-        ],
-    }
-    st.navigation(pages).run()
+    """Build the navigation from :data:`app.page_list.PAGES` and run the page the user is on."""
+    groups: dict[str, list] = {}
+    for entry in PAGES:
+        groups.setdefault(entry.group, []).append(
+            st.Page(entry.path, title=entry.title, icon=entry.icon, default=entry.default))
+    st.navigation(groups).run()
 
 
 run()

@@ -21,15 +21,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 import streamlit as st
-from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from db import (
+    STORE_UNAVAILABLE,
     DatasetInfo,
     LabelSummary,
     ModelInfo,
+    Session,
     SetDetail,
     SetPage,
     active_model,
@@ -39,10 +37,12 @@ from db import (
     list_datasets,
     list_models,
     list_sets,
+    printable_url,
+    refresh_threshold,
     session_scope,
+    set_size_range,
 )
 from db.errors import StoreError
-from db.models import SetRow
 from jobs.base import JobParamsError
 from jobs.queue import JobInfo, get_job, list_jobs
 
@@ -85,8 +85,8 @@ def store_problem() -> str:
     """Why the store cannot be used, in words with the fix ("" when it answers)."""
     try:
         datasets()
-    except (StoreError, SQLAlchemyError) as exc:
-        where = make_url(db_url()).render_as_string(hide_password=True)
+    except STORE_UNAVAILABLE as exc:
+        where = printable_url(db_url())
         reason = str(exc).splitlines()[0]
         return (f"The store at {where} cannot be opened: {reason}. Set CACTUS_DB_URL to a reachable database "
                 "(sqlite:///PATH/cactus.db or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB) and restart the app.")
@@ -131,9 +131,7 @@ def set_page(dataset_id: int, **filters: Any) -> SetPage:
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
 def _size_range(url: str, dataset_id: int) -> tuple[int, int]:
     with session_scope(url, readonly=True) as session:
-        low, high = session.execute(select(func.min(SetRow.size), func.max(SetRow.size))
-                                    .where(SetRow.dataset_id == dataset_id)).one()
-    return (int(low or 2), int(high or 2))
+        return set_size_range(session, dataset_id)
 
 
 def size_range(dataset_id: int) -> tuple[int, int]:
@@ -215,6 +213,19 @@ def clustering_model(checkpoint: str) -> Any:
         cactus.training.checkpoint.CheckpointError: the folder is gone or is not a model.
     """
     return _load_model(checkpoint, _stamp(checkpoint))
+
+
+def loaded_model(model: ModelInfo) -> Any:
+    """A registered model loaded from its checkpoint (see :func:`clustering_model`); use its ``threshold``.
+
+    The card is the one source of the threshold: when the registry's copy differs (the card was re-written), the
+    copy is refreshed so that the Models page lists the value in use.
+    """
+    loaded = clustering_model(model.checkpoint)
+    if loaded.threshold != model.threshold:
+        with writing() as session:
+            refresh_threshold(session, model.id, loaded.threshold)
+    return loaded
 
 
 @st.cache_data(max_entries=512, show_spinner=False)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from cactus.data import DataError, EntitySet, read_dataset, read_sets
 from db.errors import ConflictError, NotFoundError, StoreError
-from db.models import NOUNS, SPLITS, ClusteringRow, DatasetRow, EntityRow, SetRow
+from db.models import NOUNS, SPLITS, ClusteringRow, DatasetRow, EntityRow, JobRow, ModelRow, SetRow
 from db.partition import Partition
 from db.types import utcnow
 from db.views import DatasetInfo
@@ -54,6 +54,12 @@ def create_dataset(session: Session, name: str, noun: str = "products", descript
     session.add(row)
     session.flush()
     return DatasetInfo.of(row)
+
+
+def store_is_empty(session: Session) -> bool:
+    """True for a store that was never used: no dataset, no model, no job."""
+    return all(session.scalar(select(func.count()).select_from(table)) == 0
+               for table in (DatasetRow, ModelRow, JobRow))
 
 
 def get_dataset(session: Session, dataset_id: int) -> DatasetInfo:

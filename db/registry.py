@@ -1,13 +1,18 @@
-"""The model registry: trained checkpoints with their metrics and threshold; one of them is active."""
+"""The model registry: trained checkpoints with their metrics and threshold; one of them is active.
+
+A model's threshold lives in its card (``card.json``, :mod:`cactus.training.checkpoint`); the registry keeps a copy
+for listing, checked with the library's :func:`cactus.inference.threshold.check_threshold`. Whoever loads a model
+uses the card's value and calls :func:`refresh_threshold`, so that a re-written card wins over the copy.
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from cactus.inference.threshold import check_threshold
 from db.errors import ConflictError, NotFoundError, StoreError
 from db.models import ModelRow
 from db.views import ModelInfo
@@ -51,17 +56,40 @@ def register_model(
         raise StoreError("a model needs a name")
     if not isinstance(mode, str) or not mode.strip() or len(mode) > 20:
         raise StoreError(f"mode must name the inter-entity attention (e.g. 'sia', 'nia', 'fia'), got {mode!r}")
-    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and -1.0 <= threshold <= 1.0):
-        raise StoreError(f"threshold must lie in [-1, 1] (a cosine similarity), got {threshold!r}")
+    threshold = _checked(threshold)
     if session.scalar(select(ModelRow.id).where(ModelRow.name == name)) is not None:
         raise ConflictError(f"a model named {name!r} is registered already; choose another name")
     row = ModelRow(name=name, checkpoint=str(checkpoint), backbone=backbone, mode=mode, loss=loss,
-                   threshold=float(threshold), metrics=dict(metrics or {}), training=dict(training or {}),
+                   threshold=threshold, metrics=dict(metrics or {}), training=dict(training or {}),
                    dataset_id=dataset_id, job_id=job_id, active=False)
     session.add(row)
     session.flush()
     if activate:
         return activate_model(session, row.id)
+    return ModelInfo.of(row)
+
+
+def _checked(threshold: object) -> float:
+    try:
+        return check_threshold(threshold)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
+
+
+def refresh_threshold(session: Session, model_id: int, card_threshold: float) -> ModelInfo:
+    """Set the registry's copy of a model's threshold to its card's (the card wins, e.g. after it was re-written).
+
+    Raises:
+        NotFoundError: no such model.
+        StoreError: ``card_threshold`` is not a cosine similarity in [-1, 1].
+    """
+    threshold = _checked(card_threshold)
+    row = session.get(ModelRow, model_id)
+    if row is None:
+        raise NotFoundError(f"no model with id {model_id}")
+    if row.threshold != threshold:
+        row.threshold = threshold
+        session.flush()
     return ModelInfo.of(row)
 
 

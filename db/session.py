@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from db.errors import StoreError
@@ -33,6 +33,9 @@ from db.errors import StoreError
 ENV_URL = "CACTUS_DB_URL"
 BUSY_TIMEOUT_S = 30.0
 _READONLY = "cactus_readonly"
+
+#: What a store that cannot be opened or queried raises (an unreachable server, a file in the way, a bad URL).
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (StoreError, SQLAlchemyError)
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -50,6 +53,11 @@ def database_url(url: str | None = None) -> str:
     if chosen:
         return chosen
     return f"sqlite:///{default_database_path()}"
+
+
+def printable_url(url: str) -> str:
+    """``url`` with its password hidden, fit for messages."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def create_store_engine(url: str) -> Engine:

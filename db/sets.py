@@ -208,3 +208,16 @@ def load_entity_sets(session: Session, set_ids: Sequence[int]) -> dict[int, Enti
     for set_id, name, text in rows:
         members[set_id].append(Entity(name, text))
     return {i: EntitySet(names[i], members[i]) for i in set_ids}
+
+
+def set_sizes(session: Session, dataset_id: int) -> dict[int, int]:
+    """Each set of a dataset, by id, with its number of entities (in import order)."""
+    query = select(SetRow.id, SetRow.size).where(SetRow.dataset_id == dataset_id).order_by(SetRow.position)
+    return {set_id: size for set_id, size in session.execute(query)}
+
+
+def set_size_range(session: Session, dataset_id: int) -> tuple[int, int]:
+    """The smallest and largest set size of a dataset ((2, 2) for a dataset without sets)."""
+    low, high = session.execute(select(func.min(SetRow.size), func.max(SetRow.size))
+                                .where(SetRow.dataset_id == dataset_id)).one()
+    return (int(low or 2), int(high or 2))

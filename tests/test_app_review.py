@@ -4,12 +4,15 @@ SIA vs NIA, the set filters, and the teacher and predict buttons."""
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 
 import numpy as np
 
 from app.compare import agreement
 from cactus.data import clusters_to_labels
-from db import add_clustering, get_set, list_sets, pair_disagreement, session_scope
+from cactus.training.checkpoint import read_card, write_card
+from db import add_clustering, get_model, get_set, list_sets, pair_disagreement, session_scope
 from jobs.queue import list_jobs
 from tests.app_helpers import (
     forget_cached_queries,
@@ -140,6 +143,24 @@ def test_predict_with_the_model_stores_its_clustering(app_env, tiny_model, tmp_p
         clustering = get_set(session, seeded.set_ids[3]).latest("model", seeded.model_id)
     assert clustering is not None and clustering.producer == "tiny-sia"
     assert "CACTUS model: tiny-sia" in texts_of(at)
+
+
+def test_a_rewritten_card_wins_over_the_registry_copy_of_the_threshold(app_env, tiny_model, tmp_path):
+    model_dir = shutil.copytree(tiny_model, tmp_path / "model")
+    seeded = seed_store(app_env, tmp_path / "ds", model_dir, predict=False)
+    card = read_card(model_dir)
+    rewritten = 0.9 if card.threshold < 0.85 else -0.9
+    write_card(model_dir, replace(card, threshold=rewritten))
+    at = open_app(query={"set": str(seeded.set_ids[3])})
+    (figure,) = plotly_specs(at)
+    assert figure["data"][0]["zmid"] == rewritten and f"At the threshold {rewritten:+.2f}," in texts_of(at)
+    with session_scope(app_env, readonly=True) as session:
+        assert get_model(session, seeded.model_id).threshold == rewritten
+    next(b for b in at.button if b.label == "Predict with the model").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        clustering = get_set(session, seeded.set_ids[3]).latest("model", seeded.model_id)
+    assert clustering is not None, texts_of(at)
+    assert clustering.details["threshold"] == rewritten
 
 
 def test_the_teacher_button_explains_the_key_or_queues_a_label_job(app_env, tiny_model, tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from app.widgets import STATUS_ICONS
+from app.job_monitor import STATUS_ICONS
 from db import list_models, session_scope
 from jobs.queue import get_job, list_jobs
 from tests.app_helpers import open_app, plotly_specs, seed_store, texts_of

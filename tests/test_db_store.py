@@ -43,9 +43,13 @@ from db import (
     mark_reviewed,
     rebuild_human_clustering,
     redo,
+    refresh_threshold,
     register_model,
     session_scope,
+    set_size_range,
+    set_sizes,
     start_clustering,
+    store_is_empty,
     undo,
 )
 from db.migrate import current_revision, head_revision
@@ -304,6 +308,17 @@ def test_mark_reviewed_needs_a_human_clustering(store_url):
         assert not get_set(session, ids["pens"]).reviewed
 
 
+def test_set_sizes_their_range_and_an_empty_store(store_url):
+    with session_scope(store_url, readonly=True) as session:
+        assert store_is_empty(session)
+    ids = _import_sample(store_url)
+    with session_scope(store_url, readonly=True) as session:
+        assert not store_is_empty(session)
+        assert set_sizes(session, ids["dataset"]) == {ids["glue"]: 4, ids["pens"]: 3, ids["paint"]: 5, ids["tape"]: 2}
+        assert set_size_range(session, ids["dataset"]) == (2, 5)
+        assert set_size_range(session, ids["dataset"] + 1) == (2, 2) and set_sizes(session, ids["dataset"] + 1) == {}
+
+
 def test_model_registry_keeps_one_active_model(store_url):
     ids = _import_sample(store_url)
     with session_scope(store_url) as session:
@@ -319,6 +334,9 @@ def test_model_registry_keeps_one_active_model(store_url):
             _model(session, "first")
         with pytest.raises(StoreError, match=r"threshold must lie in \[-1, 1\]"):
             register_model(session, name="x", checkpoint="c", backbone="b", mode="sia", loss="l", threshold=1.5)
+        with pytest.raises(StoreError, match=r"threshold must lie in \[-1, 1\]"):
+            refresh_threshold(session, first.id, float("nan"))
+        assert refresh_threshold(session, first.id, -0.25).threshold == -0.25  # a re-written card wins
         with pytest.raises(StoreError, match="mode must name the inter-entity attention"):
             register_model(session, name="x", checkpoint="c", backbone="b", mode=" ", loss="l", threshold=0.1)
         add_clustering(session, ids["glue"], "model", [[0, 1, 2, 3]], model_id=second)
@@ -328,7 +346,8 @@ def test_model_registry_keeps_one_active_model(store_url):
         assert active_model(session) is None
         assert get_set(session, ids["glue"]).latest("model") is None
         info = list_models(session)[0]
-        assert (info.threshold, info.metrics, info.training) == (0.42, {"val": {"ARI": 0.5}}, {"sets": {"teacher": 10}})
+        assert (info.threshold, info.metrics, info.training) == (-0.25, {"val": {"ARI": 0.5}},
+                                                                 {"sets": {"teacher": 10}})
 
 
 def test_export_prefers_human_then_teacher_then_reference(store_url, tmp_path):

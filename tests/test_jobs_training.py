@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+from dataclasses import replace
 
 import pytest
 
 from cactus.data import read_dataset
+from cactus.training.checkpoint import read_card, write_card
 from db import create_dataset, import_sets, list_sets, session_scope
-from db.registry import active_model, list_models
+from db.registry import active_model, get_model, list_models, register_model
 from db.sets import get_set
 from jobs.base import JobParamsError
 from jobs.queue import enqueue, get_job
@@ -77,6 +80,24 @@ def test_finetune_then_predict_then_evaluate(store):
     methods = [row["method"] for row in evaluate.result["rows"]]
     assert methods == ["tiny-sia", "K-Means", "Spectral", "Agglomerative"]
     assert evaluate.result["rows"][0]["ARI"] == pytest.approx(finetune.result["test"]["ARI"])
+
+
+def test_predict_uses_the_card_threshold_and_refreshes_the_registry_copy(store, tiny_model):
+    model_dir = shutil.copytree(tiny_model, store["tmp"] / "model")
+    card = read_card(model_dir)
+    with session_scope(store["url"]) as session:
+        model_id = register_model(session, name="tiny", checkpoint=str(model_dir), backbone=card.backbone,
+                                  mode=card.mode, loss=card.loss, threshold=card.threshold, activate=True).id
+    rewritten = 0.9 if card.threshold < 0.85 else -0.9  # the card is re-written (e.g. a threshold chosen again)
+    write_card(model_dir, replace(card, threshold=rewritten))
+
+    (predict,) = run_jobs(store, ("predict", {"dataset_id": store["dataset_id"]}))
+    assert predict.status == "succeeded", (predict.error, predict.log_tail)
+    assert predict.result["threshold"] == rewritten and "the card wins" in predict.log_tail
+    with session_scope(store["url"], readonly=True) as session:
+        assert get_model(session, model_id).threshold == rewritten
+        detail = get_set(session, list_sets(session, store["dataset_id"], has=["model"], limit=1).items[0].id)
+        assert detail.latest("model", model_id).details["threshold"] == rewritten
 
 
 def test_predict_without_an_active_model_fails_readably(store):

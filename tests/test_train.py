@@ -122,6 +122,12 @@ def test_cards_this_version_does_not_understand_are_refused(workspace, tmp_path)
     card_path.write_text(json.dumps({**card, "quantized": True}))
     with pytest.raises(CheckpointError, match="fields this cactus does not understand: quantized"):
         read_card(tmp_path / "m")
+    card_path.write_text(json.dumps({**card, "threshold": 1.5}))
+    with pytest.raises(CheckpointError, match=r"card\.json: threshold must lie in \[-1, 1\]"):
+        ClusteringModel.load(tmp_path / "m")
+    card_path.write_text(json.dumps({**card, "threshold": "0.5"}))
+    with pytest.raises(CheckpointError, match="threshold must be a number"):
+        read_card(tmp_path / "m")
     card_path.write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(CheckpointError, match="is not a cactus model card"):
         read_card(tmp_path / "m")

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
-from sqlalchemy.orm import Session
 
-from app import state, widgets
+from app import chrome, cluster_cards, pickers, state
 from app.compare import cluster_label
 from app.heatmap import similarity_figure
 from cactus.errors import CactusError
@@ -20,6 +19,7 @@ from db import (
     Merge,
     Move,
     Rename,
+    Session,
     SetDetail,
     Split,
     accept_clustering,
@@ -64,7 +64,7 @@ def save_and_next(set_id: int, who: str) -> None:
         with state.writing() as session:
             mark_reviewed(session, set_id, author=who)
         st.session_state["correct_flash"] = ("success", "Saved: the set is marked reviewed.")
-        widgets.advance_set()
+        pickers.advance_set()
     except (EditError, ConflictError, NotFoundError) as exc:
         st.session_state["correct_flash"] = ("error", str(exc))
 
@@ -78,7 +78,7 @@ def seen_head(detail: SetDetail) -> int:
     return head
 
 
-def start_panel(detail: SetDetail, shown: dict[str, widgets.Shown], who: str, head: int) -> None:
+def start_panel(detail: SetDetail, shown: dict[str, cluster_cards.Shown], who: str, head: int) -> None:
     st.info("This set has no corrected clustering yet. Start from one of the clusterings below (you can undo it), "
             "or from scratch.")
     with st.container(horizontal=True):
@@ -102,10 +102,10 @@ def start_panel(detail: SetDetail, shown: dict[str, widgets.Shown], who: str, he
         for column, item in zip(columns, shown.values(), strict=True):
             with column:
                 st.markdown(f"**{item.title}**")
-                widgets.cluster_cards(item, detail.texts)
+                cluster_cards.cluster_cards(item, detail.texts)
 
 
-def toolbar(detail: SetDetail, shown: dict[str, widgets.Shown], who: str, head: int) -> None:
+def toolbar(detail: SetDetail, shown: dict[str, cluster_cards.Shown], who: str, head: int) -> None:
     with st.container(horizontal=True):
         if st.button("Undo", key="correct_undo", shortcut="Z", disabled=not detail.can_undo, icon=":material/undo:"):
             change(detail, lambda s: undo(s, detail.id, author=who, expected_head=head), "Undone.")
@@ -133,7 +133,7 @@ def toolbar(detail: SetDetail, shown: dict[str, widgets.Shown], who: str, head: 
                            f"Started again from the {source}'s clustering.")
 
 
-def cluster_choice(human: widgets.Shown) -> Callable[[int], str]:
+def cluster_choice(human: cluster_cards.Shown) -> Callable[[int], str]:
     def label(c: int) -> str:
         if c == NEW:
             return "➕ a new cluster"
@@ -142,7 +142,7 @@ def cluster_choice(human: widgets.Shown) -> Callable[[int], str]:
     return label
 
 
-def edit_forms(detail: SetDetail, human: widgets.Shown, who: str, head: int) -> None:
+def edit_forms(detail: SetDetail, human: cluster_cards.Shown, who: str, head: int) -> None:
     texts = detail.texts
     where = human.clustering.labels()
     clusters = list(range(len(human.clusters)))
@@ -209,35 +209,36 @@ def history(detail: SetDetail) -> None:
                      hide_index=True, width="stretch")
 
 
-def similarities(detail: SetDetail, human: widgets.Shown) -> None:
+def similarities(detail: SetDetail, human: cluster_cards.Shown) -> None:
     model = state.active()
     if model is None:
         return
     with st.expander("Similarities seen by the active model, outlined by your clusters"):
         try:
             sim = state.similarity(model.checkpoint, tuple(detail.texts))
+            threshold = state.loaded_model(model).threshold
         except (CactusError, OSError) as exc:
             st.error(f"The active model cannot be loaded: {exc}")
             return
         st.plotly_chart(similarity_figure(sim, detail.texts, human.clusters, human.names, human.colors,
-                                          threshold=model.threshold, title=f"{model.name} ({model.mode.upper()})"),
+                                          threshold=threshold, title=f"{model.name} ({model.mode.upper()})"),
                         key="correct_heatmap", config={"displaylogo": False})
 
 
-widgets.page_intro("Correct", "Fix a set's clustering; each change is stored at once, and saving marks the set "
-                   "reviewed so that training prefers it.", ":material/edit_note:")
-dataset = widgets.choose_dataset()
+chrome.page_intro("correct", "Fix a set's clustering; each change is stored at once, and saving marks the set "
+                  "reviewed so that training prefers it.")
+dataset = pickers.choose_dataset()
 if dataset is None:
     st.info("Upload entity sets on the Data page (or load the bundled demo) first.")
     st.stop()
-summary = widgets.choose_set(dataset)
-who = widgets.author()
+summary = pickers.choose_set(dataset)
+who = chrome.author()
 if summary is None:
     st.info("No set matches the filters in the sidebar.")
     st.stop()
 
 detail = state.set_detail(summary.id)
-shown = widgets.shown_clusterings(detail, state.active())
+shown = cluster_cards.shown_clusterings(detail, state.active())
 head = seen_head(detail)
 status = f"✓ reviewed by {detail.reviewed_by}" if detail.reviewed else "not reviewed yet"
 st.subheader(f"Set {detail.name}")
@@ -254,7 +255,7 @@ st.caption(SHORTCUTS)
 cards, forms = st.columns([3, 2], gap="large")
 with cards:
     st.markdown(f"**Your clustering** · {len(human.clusters)} clusters")
-    widgets.cluster_cards(human, detail.texts, numbered=True)
+    cluster_cards.cluster_cards(human, detail.texts, numbered=True)
 with forms:
     edit_forms(detail, human, who, head)
 others = [s for s in ("teacher", "model", "reference") if s in shown]
@@ -263,6 +264,6 @@ if others:
         for column, source in zip(st.columns(len(others)), others, strict=True):
             with column:
                 st.markdown(f"**{shown[source].title}**")
-                widgets.cluster_cards(shown[source], detail.texts)
+                cluster_cards.cluster_cards(shown[source], detail.texts)
 similarities(detail, human)
 history(detail)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import bootstrap, state, uploads, widgets
+from app import bootstrap, chrome, job_monitor, state, uploads
 from app.uploads import ParsedUpload
 from cactus.data import DataError
 from db import DatasetInfo, create_dataset, delete_dataset, import_sets
@@ -124,7 +124,7 @@ def saved_message() -> None:
     dataset_id, name, sets, entities, labelled = saved
     st.success(f"Saved {sets} sets ({entities} entities, {labelled} with reference clusters) into {name!r}.")
     with st.container(horizontal=True):
-        st.page_link(widgets.PAGES["review"], label="Review them", icon=":material/compare:")
+        chrome.link_to("review", "Review them")
         if state.teacher_key_set():
             if st.button("Ask the teacher to cluster them", icon=":material/psychology:", key="data_label"):
                 job = state.queue_job(
@@ -134,7 +134,7 @@ def saved_message() -> None:
         else:
             st.caption("Set ANTHROPIC_API_KEY where you start `cactus app` to let the teacher (Claude) cluster them.")
     if st.session_state.get("data_label_job"):
-        widgets.job_monitor(st.session_state["data_label_job"], key="data_label")
+        job_monitor.job_monitor(st.session_state["data_label_job"], key="data_label")
 
 
 def demo_offer(found: list[DatasetInfo]) -> None:
@@ -179,9 +179,9 @@ def datasets_table(found: list[DatasetInfo]) -> None:
             st.rerun()
 
 
-widgets.page_intro("Data", "Add entity sets (product titles, search queries, …) to the store; sets that come with "
-                   "clusters keep them as reference labels.", ":material/upload_file:")
-widgets.active_jobs_banner()
+chrome.page_intro("data", "Add entity sets (product titles, search queries, …) to the store; sets that come with "
+                  "clusters keep them as reference labels.")
+job_monitor.active_jobs_banner()
 saved_message()
 parsed = choose_input()
 formats_help()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import state, widgets
+from app import charts, chrome, job_monitor, pickers, score_tables, state
 from db import DatasetInfo
 from jobs.queue import JobInfo, enqueue
 
@@ -42,13 +42,13 @@ def report(info: JobInfo) -> None:
         return
     st.markdown(f"**{result.get('dataset', '')}**: {result.get('sets')} {result.get('split')} sets · job {info.id} · "
                 f"{info.finished_at.astimezone().strftime('%Y-%m-%d %H:%M') if info.finished_at else ''}")
-    widgets.score_table(rows)
-    st.plotly_chart(widgets.score_bars(rows), key=f"evaluate_bars_{info.id}")
+    score_tables.score_table(rows)
+    st.plotly_chart(charts.score_bars(rows), key=f"evaluate_bars_{info.id}")
 
 
-widgets.page_intro("Evaluate", "Score models and the unsupervised baselines on a dataset's test split (NMI, AMI, "
-                   "RI, ARI, F1 averaged over sets, as the paper's Table 2).", ":material/leaderboard:")
-dataset = widgets.choose_dataset()
+chrome.page_intro("evaluate", "Score models and the unsupervised baselines on a dataset's test split (NMI, AMI, "
+                  "RI, ARI, F1 averaged over sets, as the paper's Table 2).")
+dataset = pickers.choose_dataset()
 if dataset is None:
     st.info("Add a dataset on the Data page first.")
     st.stop()
@@ -56,7 +56,7 @@ if dataset is None:
 run_form(dataset)
 current = st.session_state.get("evaluate_job")
 if current:
-    info = widgets.job_monitor(current, key="evaluate_job")
+    info = job_monitor.job_monitor(current, key="evaluate_job")
     if info.status == "succeeded":
         report(info)
         st.session_state.pop("evaluate_job", None)

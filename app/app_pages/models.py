@@ -8,11 +8,10 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from app import actions, state, widgets
+from app import actions, charts, chrome, job_monitor, score_tables, state
 from app.compare import agreement
 from cactus.evaluation.metrics import METRICS
-from db import ModelInfo, activate_model, latest_clusterings
-from db.models import SetRow
+from db import ModelInfo, activate_model, latest_clusterings, set_sizes
 from jobs.queue import enqueue
 
 
@@ -58,7 +57,7 @@ def model_details(model: ModelInfo) -> None:
     labels = f"; labels: {sources}, else the teacher's, else reference" if sources else ""
     st.caption("Trained on " + (", ".join(facts) or "unrecorded data") + labels + f" · checkpoint `{model.checkpoint}`")
     history = training.get("history") or []
-    chart = widgets.validation_chart([{"phase": "validate", "epoch": row["epoch"], **(row.get("validation") or {})}
+    chart = charts.validation_chart([{"phase": "validate", "epoch": row["epoch"], **(row.get("validation") or {})}
                                       for row in history if "epoch" in row])
     if chart is not None:
         st.plotly_chart(chart, key=f"models_history_{model.id}")
@@ -79,18 +78,15 @@ def predict_panel(model: ModelInfo) -> None:
         if job is not None:
             st.session_state["models_predict_job"] = job.id
     if st.session_state.get("models_predict_job"):
-        widgets.job_monitor(st.session_state["models_predict_job"], key="models_predict")
+        job_monitor.job_monitor(st.session_state["models_predict_job"], key="models_predict")
 
 
 def stored_agreement(dataset_id: int, a: ModelInfo, b: ModelInfo) -> dict[str, Any] | None:
     """Mean ARI/AMI between the two models' stored clusterings of the dataset's sets that both clustered."""
-    from sqlalchemy import select
-
     def load(session):
-        ids = select(SetRow.id).where(SetRow.dataset_id == dataset_id)
-        sizes = dict(session.execute(select(SetRow.id, SetRow.size).where(SetRow.dataset_id == dataset_id)).all())
-        return (latest_clusterings(session, ids, "model", model_id=a.id),
-                latest_clusterings(session, ids, "model", model_id=b.id), sizes)
+        sizes = set_sizes(session, dataset_id)
+        return (latest_clusterings(session, list(sizes), "model", model_id=a.id),
+                latest_clusterings(session, list(sizes), "model", model_id=b.id), sizes)
 
     left, right, sizes = state.read(load)
     both = sorted(set(left) & set(right))
@@ -129,21 +125,20 @@ def compare_panel(found: list[ModelInfo]) -> None:
             st.session_state["models_compare_job"] = job.id
     job_id = st.session_state.get("models_compare_job")
     if job_id:
-        info = widgets.job_monitor(job_id, key="models_compare")
+        info = job_monitor.job_monitor(job_id, key="models_compare")
         if info.status == "succeeded" and info.result:
             rows = info.result["rows"]
-            widgets.score_table(rows)
-            st.plotly_chart(widgets.score_bars(rows, f"{info.result.get('dataset', '')}, {info.result.get('sets')} "
+            score_tables.score_table(rows)
+            st.plotly_chart(charts.score_bars(rows, f"{info.result.get('dataset', '')}, {info.result.get('sets')} "
                                                      f"{info.result.get('split')} sets"), key="models_compare_bars")
 
 
-widgets.page_intro("Models", "Trained models, their scores and threshold; the active one is what Review shows.",
-                   ":material/deployed_code:")
-widgets.active_jobs_banner()
+chrome.page_intro("models", "Trained models, their scores and threshold; the active one is what Review shows.")
+job_monitor.active_jobs_banner()
 models = state.models()
 if not models:
     st.info("No model is registered yet: train one on the Train page (the demo trains one on first start).")
-    st.page_link(widgets.PAGES["train"], label="Train a model", icon=":material/model_training:")
+    chrome.link_to("train", "Train a model")
     st.stop()
 
 registry_table(models)

@@ -7,7 +7,7 @@ import itertools
 
 import streamlit as st
 
-from app import actions, state, widgets
+from app import actions, chrome, cluster_cards, job_monitor, pickers, state
 from app.compare import agreement, differences
 from app.heatmap import similarity_figure
 from cactus.encoders.config import ATTENTION_MODES
@@ -36,7 +36,7 @@ def pending_job(kind: str, detail: SetDetail) -> None:
     job_id = pending.get((kind, detail.id))
     if job_id is None:
         return
-    info = widgets.job_monitor(job_id, key=f"review_{kind}")
+    info = job_monitor.job_monitor(job_id, key=f"review_{kind}")
     if info.finished:
         pending.pop((kind, detail.id), None)
 
@@ -59,10 +59,10 @@ def predict_button(detail: SetDetail, model: ModelInfo | None) -> None:
                   help="No model is active: train one on the Train page or activate one on the Models page.")
         return
     if st.button("Predict with the model", icon=":material/hub:",
-                 help=f"Cluster this set with the active model {model.name!r} at its threshold "
-                      f"{model.threshold:+.2f} and store the result."):
+                 help=f"Cluster this set with the active model {model.name!r} at the threshold of its card "
+                      "(given under the heatmap) and store the result."):
         try:
-            loaded = state.clustering_model(model.checkpoint)
+            loaded = state.loaded_model(model)
             with st.spinner(f"Clustering with {model.name}…"), state.model_in_use(), state.writing() as session:
                 actions.predict_set(session, detail, model, loaded)
             st.rerun()
@@ -71,9 +71,9 @@ def predict_button(detail: SetDetail, model: ModelInfo | None) -> None:
                      "Models page, or train one.")
 
 
-def agreement_row(shown: dict[str, widgets.Shown], size: int) -> tuple[str, str] | None:
+def agreement_row(shown: dict[str, cluster_cards.Shown], size: int) -> tuple[str, str] | None:
     """ARI and AMI of every pair of clusterings shown; returns the pair whose differences are marked."""
-    present = [s for s in widgets.CARD_ORDER if s in shown]
+    present = [s for s in cluster_cards.CARD_ORDER if s in shown]
     pairs = [(a, b) for a, b in itertools.combinations(present, 2)]
     if not pairs:
         return None
@@ -87,30 +87,30 @@ def agreement_row(shown: dict[str, widgets.Shown], size: int) -> tuple[str, str]
     return next(((a, b) for a, b in PAIRS if a in shown and b in shown), None)
 
 
-def clustering_cards(detail: SetDetail, shown: dict[str, widgets.Shown], marked: frozenset[int],
+def clustering_cards(detail: SetDetail, shown: dict[str, cluster_cards.Shown], marked: frozenset[int],
                      model: ModelInfo | None) -> None:
     sources = ["teacher", "model", *[s for s in ("reference", "human") if s in shown]]
     for column, source in zip(st.columns(len(sources)), sources, strict=True):
         with column:
             if source in shown:
                 st.markdown(f"**{shown[source].title}**")
-                st.caption(widgets.clustering_caption(shown[source].clustering))
-                widgets.cluster_cards(shown[source], detail.texts, flagged=marked)
+                st.caption(cluster_cards.clustering_caption(shown[source].clustering))
+                cluster_cards.cluster_cards(shown[source], detail.texts, flagged=marked)
             elif source == "teacher":
-                st.markdown(f"**{widgets.SOURCE_TITLES['teacher']}**")
+                st.markdown(f"**{cluster_cards.SOURCE_TITLES['teacher']}**")
                 st.info("The teacher has not clustered this set yet. " + (
                     "Ask it with the button above." if state.teacher_key_set() else TEACHER_HOWTO))
             else:
-                st.markdown(f"**{widgets.SOURCE_TITLES['model']}**")
+                st.markdown(f"**{cluster_cards.SOURCE_TITLES['model']}**")
                 if model is None:
-                    st.info("No model is active yet." + (widgets.model_in_training() or " Train one on the Train "
+                    st.info("No model is active yet." + (job_monitor.model_in_training() or " Train one on the Train "
                                                          "page, or activate one on the Models page."))
                 else:
                     st.info(f"The active model {model.name!r} has not clustered this set yet: press "
                             "**Predict with the model**.")
 
 
-def differences_list(detail: SetDetail, shown: dict[str, widgets.Shown], pair: tuple[str, str]) -> frozenset[int]:
+def differences_list(detail: SetDetail, shown: dict[str, cluster_cards.Shown], pair: tuple[str, str]) -> frozenset[int]:
     a, b = (shown[s] for s in pair)
     found = differences(a.clusters, a.names, b.clusters, b.names, len(detail.entities))
     if not found:
@@ -123,19 +123,19 @@ def differences_list(detail: SetDetail, shown: dict[str, widgets.Shown], pair: t
     return frozenset(d.entity for d in found)
 
 
-def heatmap(detail: SetDetail, shown: dict[str, widgets.Shown], model: ModelInfo | None) -> None:
+def heatmap(detail: SetDetail, shown: dict[str, cluster_cards.Shown], model: ModelInfo | None) -> None:
     st.subheader("Similarities seen by the model")
     if model is None:
         st.info("The heatmap shows the active model's similarities between entities. No model is active yet."
-                + widgets.model_in_training())
-        st.page_link(widgets.PAGES["train"], label="Train a model", icon=":material/model_training:")
+                + job_monitor.model_in_training())
+        chrome.link_to("train", "Train a model")
         return
     other = "nia" if model.mode != "nia" else "sia"
     left, right = st.columns(2)
-    outline_options = [s for s in widgets.CARD_ORDER if s in shown]
+    outline_options = [s for s in cluster_cards.CARD_ORDER if s in shown]
     outline = left.segmented_control("Order and outline by", outline_options, key="review_outline",
                                      default=outline_options[0] if outline_options else None,
-                                     format_func=lambda s: widgets.SOURCE_TITLES[s])
+                                     format_func=lambda s: cluster_cards.SOURCE_TITLES[s])
     mode = right.segmented_control("Embeddings of the same model", [model.mode, other], key="review_mode",
                                    default=model.mode, format_func=lambda m: MODE_NAMES.get(m, m) + (
                                        " (as trained)" if m == model.mode else ""),
@@ -144,6 +144,7 @@ def heatmap(detail: SetDetail, shown: dict[str, widgets.Shown], model: ModelInfo
     try:
         with st.spinner("Computing similarities…"):
             sims = {m: state.similarity(model.checkpoint, tuple(detail.texts), m) for m in (model.mode, other)}
+            threshold = state.loaded_model(model).threshold
     except (CactusError, OSError) as exc:
         st.error(f"The active model {model.name!r} cannot be loaded from {model.checkpoint}: {exc}. Activate another "
                  "model on the Models page.")
@@ -153,41 +154,41 @@ def heatmap(detail: SetDetail, shown: dict[str, widgets.Shown], model: ModelInfo
         clusters, names, colors = shown[outline].clusters, shown[outline].names, shown[outline].colors
         title = f"{MODE_NAMES.get(mode, mode)} · outlined by the {outline}'s clusters"
     else:
-        clusters = actions.cluster_at(sims[mode], model.threshold)
+        clusters = actions.cluster_at(sims[mode], threshold)
         names, colors = [""] * len(clusters), list(range(len(clusters)))
         title = f"{MODE_NAMES.get(mode, mode)} · outlined by its own clusters at the threshold"
-    figure = similarity_figure(sims[mode], detail.texts, clusters, names, colors, threshold=model.threshold,
+    figure = similarity_figure(sims[mode], detail.texts, clusters, names, colors, threshold=threshold,
                                title=title)
     st.plotly_chart(figure, key="review_heatmap", config={"displaylogo": False})
     judge = next((s for s in ("human", "teacher", "reference") if s in shown), None)
-    outcomes = actions.mode_outcomes(sims, model.threshold, shown[judge].clusters if judge else None, size)
-    st.caption(f"At the threshold {model.threshold:+.2f}, " + "; ".join(
+    outcomes = actions.mode_outcomes(sims, threshold, shown[judge].clusters if judge else None, size)
+    st.caption(f"At the threshold {threshold:+.2f}, " + "; ".join(
         f"{o.mode.upper()} embeddings give {len(o.clusters)} clusters"
         + (f" (ARI {o.ari:.2f} against the {judge})" if o.ari is not None else "") for o in outcomes)
         + ". Warm cells lie above the threshold: average-link clustering tends to join those pairs.")
 
 
-widgets.page_intro("Review", "Compare how the teacher (an LLM) and the CACTUS model cluster each set, and where "
-                   "they disagree.", ":material/compare:")
-widgets.active_jobs_banner()
-dataset = widgets.choose_dataset()
+chrome.page_intro("review", "Compare how the teacher (an LLM) and the CACTUS model cluster each set, and where "
+                  "they disagree.")
+job_monitor.active_jobs_banner()
+dataset = pickers.choose_dataset()
 if dataset is None:
     st.info("Upload entity sets on the Data page (or load the bundled demo) to start reviewing.")
     st.stop()
-summary = widgets.choose_set(dataset)
+summary = pickers.choose_set(dataset)
 if summary is None:
     st.info("No set matches the filters in the sidebar.")
     st.stop()
 
 detail = state.set_detail(summary.id)
 model = state.active()
-shown = widgets.shown_clusterings(detail, model)
+shown = cluster_cards.shown_clusterings(detail, model)
 
 set_header(detail)
 with st.container(horizontal=True):
     teacher_button(detail)
     predict_button(detail, model)
-    st.page_link(widgets.PAGES["correct"], label="Correct this set", icon=":material/edit_note:")
+    chrome.link_to("correct", "Correct this set")
 pending_job("teacher", detail)
 
 pair = agreement_row(shown, len(detail.entities))

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from app import state, widgets
+from app import chrome, job_monitor, pickers, state
 from cactus.encoders.config import ATTENTION_MODES, MODES
 from cactus.losses.registry import LOSS_NAMES, LOSSES
 from db import DatasetInfo, LabelSummary
@@ -109,9 +109,9 @@ def watched_job() -> int | None:
                         format_func=lambda i: f"job {i} · {by_id[i].status} · {by_id[i].params.get('name') or ''}")
 
 
-widgets.page_intro("Train", "Fine-tune a CACTUS model on the labels of a dataset; the job runs in the background "
-                   "and this page follows it.", ":material/model_training:")
-dataset = widgets.choose_dataset()
+chrome.page_intro("train", "Fine-tune a CACTUS model on the labels of a dataset; the job runs in the background "
+                  "and this page follows it.")
+dataset = pickers.choose_dataset()
 if dataset is None:
     st.info("Add a dataset on the Data page first.")
     st.stop()
@@ -128,7 +128,7 @@ job_id = watched_job()
 if job_id is None:
     st.caption("No training job yet.")
 else:
-    widgets.job_monitor(job_id, key="train_monitor", charts=True)
+    job_monitor.job_monitor(job_id, key="train_monitor", charts=True)
 
 st.subheader("Jobs")
-widgets.jobs_table(state.jobs(limit=30))
+job_monitor.jobs_table(state.jobs(limit=30))

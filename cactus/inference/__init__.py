@@ -1,2 +1,3 @@
 """Inference: a trained model folder loaded for prediction (``model``), average-link clustering and the
-threshold sweep (``cluster``), and frozen-encoder embeddings of whole sets (``embedding``)."""
+threshold sweep (``cluster``), the threshold's one check (``threshold``), and frozen-encoder embeddings of whole
+sets (``embedding``)."""

@@ -17,6 +17,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 from cactus.evaluation.metrics import average_scores, clustering_scores, selection_score
+from cactus.inference.threshold import check_threshold
 
 THRESHOLDS: tuple[float, ...] = tuple(float(t) for t in np.round(np.arange(-1.0, 1.0001, 0.1), 1))
 LINKAGES = ("average", "complete", "single")
@@ -32,14 +33,6 @@ def check_similarity(similarity: Sequence[Sequence[float]] | np.ndarray) -> np.n
     if not np.isfinite(matrix).all():
         raise ValueError("similarity matrix holds NaN or infinite values")
     return matrix
-
-
-def check_threshold(threshold: float) -> float:
-    if not -1.0 <= threshold <= 1.0:
-        raise ValueError(
-            f"threshold must lie in [-1, 1] (a cosine similarity), got {threshold}; choose it on a validation split"
-        )
-    return float(threshold)
 
 
 class MergeTree:

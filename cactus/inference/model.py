@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from cactus.data.sets import EntitySet
-from cactus.inference.cluster import MergeTree, check_threshold
+from cactus.inference.cluster import MergeTree
+from cactus.inference.threshold import check_threshold
 from cactus.training.checkpoint import ModelCard, backbone_dir, read_card
 
 

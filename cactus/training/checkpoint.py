@@ -27,6 +27,7 @@ from typing import Any
 from cactus import __version__
 from cactus.errors import CactusError
 from cactus.files import atomic_text
+from cactus.inference.threshold import check_threshold
 
 CARD_FORMAT = "cactus-checkpoint"
 CARD_VERSION = 1
@@ -79,6 +80,10 @@ class ModelCard:
         missing = [n for n in ("backbone", "mode", "loss", "max_tokens", "threshold") if n not in data]
         if missing:
             raise CheckpointError(f"{path} lacks {', '.join(missing)}")
+        try:
+            data = {**data, "threshold": check_threshold(data["threshold"])}
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
         return cls(**data)
 
 

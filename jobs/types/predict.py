@@ -54,7 +54,7 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
     from db.clusterings import add_clustering, latest_clusterings
     from db.datasets import get_dataset
     from db.models import SetRow
-    from db.registry import active_model, get_model
+    from db.registry import active_model, get_model, refresh_threshold
     from db.sets import load_entity_sets
 
     with ctx.session() as session:
@@ -78,11 +78,15 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
         return {"sets": 0, "model_id": model.id}
     ctx.log(f"model {model.name!r} clusters {len(chosen)} set(s) of {dataset.name!r}")
     clustering_model = ClusteringModel.load(model.checkpoint)
-    threshold = model.threshold
+    threshold = clustering_model.threshold  # the card's: the registry's copy is only for listing
+    if threshold != model.threshold:
+        ctx.log(f"the card of {model.name!r} says threshold {threshold:+.3f}, the registry {model.threshold:+.3f}; "
+                "the card wins and the registry copy is refreshed")
+        with ctx.session() as session:
+            refresh_threshold(session, model.id, threshold)
     for start in range(0, len(chosen), CHUNK):
         ids = chosen[start:start + CHUNK]
-        predicted = clustering_model.predict([entity_sets[i] for i in ids], threshold=threshold,
-                                             batch_size=params.batch_size)
+        predicted = clustering_model.predict([entity_sets[i] for i in ids], batch_size=params.batch_size)
         with ctx.session() as session:
             for set_id, result in zip(ids, predicted, strict=True):
                 add_clustering(session, set_id, "model", result.clusters, model_id=model.id, job_id=ctx.job_id,

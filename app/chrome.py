@@ -1,0 +1,45 @@
+"""Page chrome: each page's configuration, title and purpose, links between pages, and the author's name."""
+
+from __future__ import annotations
+
+import getpass
+import os
+
+import streamlit as st
+
+from app import state
+from app.page_list import page
+
+
+def page_intro(key: str, purpose: str) -> None:
+    """The page's configuration, title and purpose in a sentence; stops with the fix when the store is out of reach."""
+    entry = page(key)
+    st.set_page_config(page_title=f"{entry.title} · cactus", page_icon=entry.icon, layout="wide")
+    st.title(entry.title)
+    st.caption(purpose)
+    problem = state.store_problem()
+    if problem:
+        st.error(problem, icon=":material/database:")
+        st.stop()
+
+
+def link_to(key: str, label: str, where: st.delta_generator.DeltaGenerator | None = None) -> None:
+    """A link to another page, with that page's icon."""
+    entry = page(key)
+    (where if where is not None else st).page_link(entry.path, label=label, icon=entry.icon)
+
+
+def keep(*keys: str) -> None:
+    """Keep these widgets' values when the user goes to another page and back (Streamlit drops them otherwise)."""
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def author() -> str:
+    """Who makes the edits (the edit log records it): the name in the sidebar, default the login name."""
+    if "author" not in st.session_state:
+        st.session_state["author"] = os.environ.get("CACTUS_AUTHOR") or getpass.getuser() or "reviewer"
+    keep("author")
+    name = st.sidebar.text_input("Your name (kept in the edit log)", key="author").strip()
+    return name or "reviewer"

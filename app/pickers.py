@@ -1,0 +1,153 @@
+"""The dataset and set pickers of the sidebar, with the set list's filters and previous/next.
+
+The choice lives in ``st.session_state`` and in the URL (``?dataset=..&set=..``). Session-state keys used here
+start with the widget's purpose (``sets_``, ``dataset_``); page-only keys start with the page's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import streamlit as st
+
+from app import state
+from app.chrome import keep, link_to
+from db import DatasetInfo, SetSummary
+
+SET_LIST_LIMIT = 500
+
+
+def _int_param(name: str) -> int | None:
+    value = st.query_params.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def choose_dataset(where: st.delta_generator.DeltaGenerator | None = None, *, label: str = "Dataset"
+                   ) -> DatasetInfo | None:
+    """A dataset picker that remembers the choice across pages and reloads; an empty state when there is none."""
+    target = where if where is not None else st.sidebar
+    found = state.datasets()
+    if not found:
+        target.info("The store has no datasets yet.")
+        link_to("data", "Upload sets or load the demo", target)
+        return None
+    by_id = {d.id: d for d in found}
+    remembered = st.session_state.get("dataset_current") or _int_param("dataset")
+    current = st.session_state.get("dataset_choice")
+    st.session_state["dataset_choice"] = current if current in by_id else (
+        remembered if remembered in by_id else found[0].id)
+    choice = target.selectbox(label, list(by_id), key="dataset_choice",
+                              format_func=lambda i: f"{by_id[i].name} ({by_id[i].sets} sets, {by_id[i].reviewed} "
+                                                    "reviewed)")
+    if st.session_state.get("dataset_current") != choice:
+        st.session_state.pop("sets_current", None)
+    st.session_state["dataset_current"] = choice
+    st.query_params["dataset"] = str(choice)
+    return by_id[choice]
+
+
+@dataclass(frozen=True)
+class SetFilters:
+    """What the set list is narrowed to (the arguments of :func:`db.list_sets`)."""
+
+    search: str = ""
+    reviewed: bool | None = None
+    split: str | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    min_disagreement: float | None = None
+    order: str = "position"
+
+    def query(self) -> dict[str, object]:
+        return {"search": self.search or None, "reviewed": self.reviewed, "split": self.split,
+                "min_size": self.min_size, "max_size": self.max_size, "min_disagreement": self.min_disagreement,
+                "order": self.order}
+
+
+ORDERS = {"position": "import order", "size": "largest first", "disagreement": "most disagreement first"}
+
+
+FILTER_DEFAULTS = {"sets_search": "", "sets_status": "All", "sets_disagree": 0, "sets_split": "any",
+                   "sets_order": "position"}
+
+
+def set_filters(dataset: DatasetInfo) -> SetFilters:
+    """The filter widgets of the set list (sidebar); they keep their values from page to page."""
+    low, high = state.size_range(dataset.id)
+    for key, default in FILTER_DEFAULTS.items():
+        st.session_state.setdefault(key, default)
+    size_now = st.session_state.get("sets_size")
+    if not (isinstance(size_now, (tuple, list)) and low <= size_now[0] <= size_now[1] <= high):
+        st.session_state["sets_size"] = (low, high)
+    keep(*FILTER_DEFAULTS, "sets_size")
+    bar = st.sidebar
+    search = bar.text_input("Search", key="sets_search", placeholder="set id or entity text")
+    status = bar.segmented_control("Review status", ["All", "Not reviewed", "Reviewed"], key="sets_status") or "All"
+    with bar.expander("More filters", expanded=False):
+        disagree = st.slider("Teacher and model disagree on at least this share of entity pairs (%)", 0, 100,
+                             step=5, key="sets_disagree",
+                             help="0 turns the filter off. Sets lacking a teacher or a model clustering are left "
+                                  "out when it is on.")
+        split = st.selectbox("Split", ["any", "train", "val", "test", "unassigned"], key="sets_split")
+        size = st.slider("Entities in the set", low, high, key="sets_size") if high > low else (low, high)
+        order = st.selectbox("Order", list(ORDERS), format_func=ORDERS.__getitem__, key="sets_order")
+    return SetFilters(search=search.strip(), reviewed={"All": None, "Not reviewed": False, "Reviewed": True}[status],
+                      split=None if split == "any" else split,
+                      min_size=size[0] if size[0] > low else None, max_size=size[1] if size[1] < high else None,
+                      min_disagreement=disagree / 100 if disagree else None, order=order)
+
+
+def _set_label(summary: SetSummary) -> str:
+    parts = [summary.name, f"{summary.size} entities"]
+    if summary.reviewed:
+        parts.append("✓ reviewed")
+    if summary.disagreement is not None:
+        parts.append(f"{summary.disagreement:.0%} pairs apart")
+    return " · ".join(parts)
+
+
+def _step(ids: Sequence[int], delta: int) -> None:
+    current = st.session_state.get("sets_choice")
+    index = ids.index(current) if current in ids else 0
+    chosen = ids[max(0, min(len(ids) - 1, index + delta))]
+    st.session_state["sets_choice"] = chosen
+    st.session_state["sets_current"] = chosen
+
+
+def choose_set(dataset: DatasetInfo) -> SetSummary | None:
+    """The filtered set list in the sidebar with previous/next (keys P and N); None when nothing matches."""
+    filters = set_filters(dataset)
+    page = state.set_page(dataset.id, **filters.query(), limit=SET_LIST_LIMIT)
+    if not page.items:
+        st.sidebar.info("No set matches these filters: clear the search or widen the filters.")
+        return None
+    by_id = {s.id: s for s in page.items}
+    ids = list(by_id)
+    remembered = st.session_state.get("sets_current") or _int_param("set")
+    current = st.session_state.get("sets_choice")
+    # assigned on every run: a widget of the same key on another page would otherwise start from its default
+    st.session_state["sets_choice"] = current if current in by_id else (remembered if remembered in by_id else ids[0])
+    shown = f"{page.total} sets match" if page.total <= SET_LIST_LIMIT else (
+        f"showing {SET_LIST_LIMIT} of {page.total} matching sets; narrow the search")
+    choice = st.sidebar.selectbox(f"Set ({shown})", ids, key="sets_choice", format_func=lambda i: _set_label(by_id[i]))
+    left, right = st.sidebar.columns(2)
+    position = ids.index(choice)
+    left.button("Previous", key="sets_prev", on_click=_step, args=(ids, -1), disabled=position == 0,
+                shortcut="P", width="stretch")
+    right.button("Next", key="sets_next", on_click=_step, args=(ids, 1), disabled=position == len(ids) - 1,
+                 shortcut="N", width="stretch")
+    st.session_state["sets_current"] = choice
+    st.session_state["sets_ids"] = ids
+    st.query_params["set"] = str(choice)
+    return by_id[choice]
+
+
+def advance_set() -> None:
+    """Move the set picker to the next set of the list it shows (call from a button's ``on_click``)."""
+    ids = st.session_state.get("sets_ids") or []
+    if ids:
+        _step(ids, 1)
