@@ -74,6 +74,7 @@ _LAZY = {
     "STORE_UNAVAILABLE": "db.session",
     "Session": "db.session",
     "printable_url": "db.session",
+    "dataset_set_ids": "db.sets",
     "get_set": "db.sets",
     "list_sets": "db.sets",
     "load_entity_sets": "db.sets",

@@ -221,3 +221,11 @@ def set_size_range(session: Session, dataset_id: int) -> tuple[int, int]:
     low, high = session.execute(select(func.min(SetRow.size), func.max(SetRow.size))
                                 .where(SetRow.dataset_id == dataset_id)).one()
     return (int(low or 2), int(high or 2))
+
+
+def dataset_set_ids(session: Session, dataset_id: int, only: Collection[int] | None = None) -> list[int]:
+    """The ids of a dataset's sets in file order; with ``only``, just those (any not in the dataset are left out)."""
+    query = select(SetRow.id).where(SetRow.dataset_id == dataset_id).order_by(SetRow.position)
+    if only is not None:
+        query = query.where(SetRow.id.in_(list(only)))
+    return list(session.scalars(query))

@@ -2,15 +2,17 @@
 
 Parameters (JSON):
 
-==============  ===========================================================================
-``dataset_id``  the dataset (required)
-``model_id``    the registered model (default: the active one)
-``sets``        ``"missing"`` (default: sets without a clustering by this model) or ``"all"``
-``set_ids``     only these sets of the dataset
-``batch_size``  sets per encoder batch (default 16)
-==============  ===========================================================================
+======================  ====================================================================
+``dataset_id``          the dataset (required)
+``model_id``            the registered model (default: the active one)
+``sets``                ``"missing"`` (default: sets without a clustering by this model) or ``"all"``
+``set_ids``             only these sets of the dataset
+``max_batch_tokens``    tokens per encoder batch, padding included (default 8192)
+======================  ====================================================================
 
-Clusterings are stored in chunks as they are computed, so a job run again after its worker died
+The sets stream through the same pipeline as ``cactus predict`` (:mod:`cactus.inference.streaming`): they are
+read from the store a window at a time and their clusterings stored in transactions of a window as they are
+computed, so a dataset of any size is clustered in bounded memory, and a job run again after its worker died
 (with ``sets: "missing"``) only predicts the rest.
 """
 
@@ -20,10 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_WINDOW
 from jobs.base import JobContext, JobError, JobParamsError, JobType
 from jobs.params import ids, integer, refuse_unknown
-
-CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,11 @@ class PredictParams:
     model_id: int | None = None
     sets: str = "missing"
     set_ids: tuple[int, ...] | None = None
-    batch_size: int = 16
+    max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS
 
 
 def parse_params(raw: Mapping[str, Any]) -> PredictParams:
-    known = {"dataset_id", "model_id", "sets", "set_ids", "batch_size"}
+    known = {"dataset_id", "model_id", "sets", "set_ids", "max_batch_tokens"}
     refuse_unknown("predict", raw, known)
     dataset_id = integer("predict", raw, "dataset_id", required=True)
     which = raw.get("sets", "missing")
@@ -44,35 +45,32 @@ def parse_params(raw: Mapping[str, Any]) -> PredictParams:
         raise JobParamsError(f"predict: sets must be 'missing' or 'all', got {which!r}")
     set_ids = ids("predict", raw, "set_ids", what="set")
     return PredictParams(dataset_id, integer("predict", raw, "model_id"), which, set_ids,
-                         integer("predict", raw, "batch_size", default=16))
+                         integer("predict", raw, "max_batch_tokens", default=DEFAULT_MAX_BATCH_TOKENS))
 
 
 def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
-    from sqlalchemy import select
+    from collections.abc import Iterator
 
+    from cactus.data.sets import EntitySet
     from cactus.inference.model import ClusteringModel
+    from cactus.inference.streaming import StreamOptions, predict_stream
     from db.clusterings import add_clustering, latest_clusterings
     from db.datasets import get_dataset
-    from db.models import SetRow
     from db.registry import active_model, get_model, refresh_threshold
-    from db.sets import load_entity_sets
+    from db.sets import dataset_set_ids, load_entity_sets
 
     with ctx.session() as session:
         dataset = get_dataset(session, params.dataset_id)
         model = get_model(session, params.model_id) if params.model_id else active_model(session)
         if model is None:
             raise JobError("predict: no model is active; train one (finetune job) or activate one on the Models page")
-        query = select(SetRow.id).where(SetRow.dataset_id == dataset.id).order_by(SetRow.position)
-        if params.set_ids is not None:
-            query = query.where(SetRow.id.in_(params.set_ids))
-        chosen = list(session.scalars(query))
+        chosen = dataset_set_ids(session, dataset.id, params.set_ids)
         if params.set_ids is not None and len(chosen) != len(params.set_ids):
             missing = sorted(set(params.set_ids) - set(chosen))
             raise JobParamsError(f"predict: dataset {dataset.name!r} has no sets with ids {missing[:10]}")
         if params.sets == "missing":
             done = latest_clusterings(session, chosen, "model", model_id=model.id)
             chosen = [i for i in chosen if i not in done]
-        entity_sets = load_entity_sets(session, chosen)
     if not chosen:
         ctx.progress(1.0, "every set already has this model's clustering")
         return {"sets": 0, "model_id": model.id}
@@ -84,16 +82,32 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
                 "the card wins and the registry copy is refreshed")
         with ctx.session() as session:
             refresh_threshold(session, model.id, threshold)
-    for start in range(0, len(chosen), CHUNK):
-        ids = chosen[start:start + CHUNK]
-        predicted = clustering_model.predict([entity_sets[i] for i in ids], batch_size=params.batch_size)
+
+    def stored_sets() -> Iterator[EntitySet]:
+        """The chosen sets, read from the store a window at a time; a set's id is its store id."""
+        for start in range(0, len(chosen), DEFAULT_WINDOW):
+            window = chosen[start:start + DEFAULT_WINDOW]
+            with ctx.session() as session:
+                loaded = load_entity_sets(session, window)
+            for set_id in window:
+                yield EntitySet(str(set_id), loaded[set_id].entities)
+
+    pending: list[EntitySet] = []
+    stored = 0
+
+    def store_window(count: int) -> None:
+        nonlocal stored
         with ctx.session() as session:
-            for set_id, result in zip(ids, predicted, strict=True):
-                add_clustering(session, set_id, "model", result.clusters, model_id=model.id, job_id=ctx.job_id,
-                               producer=model.name, details={"threshold": threshold})
-        done = start + len(ids)
-        ctx.progress(done / len(chosen), f"{done}/{len(chosen)} sets")
-    return {"sets": len(chosen), "model_id": model.id, "threshold": threshold}
+            for result in pending:
+                add_clustering(session, int(result.id), "model", result.clusters, model_id=model.id,
+                               job_id=ctx.job_id, producer=model.name, details={"threshold": threshold})
+        stored += len(pending)
+        pending.clear()
+        ctx.progress(stored / len(chosen), f"{stored}/{len(chosen)} sets")
+
+    options = StreamOptions(threshold=threshold, max_batch_tokens=params.max_batch_tokens)
+    predict_stream(clustering_model.encoder, stored_sets(), pending.append, options, progress=store_window)
+    return {"sets": stored, "model_id": model.id, "threshold": threshold}
 
 
 JOB_TYPE = JobType(name="predict", summary="a model clusters a dataset's sets", run=run, parse_params=parse_params)
