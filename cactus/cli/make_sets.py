@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     for skipped in loaded.skipped:
         print(skipped)
     if not loaded.entities:
-        raise DataError("the entities file is empty: it holds no entities" + (f": all {len(loaded.skipped)} lines are invalid"
-                                                         if loaded.skipped else ""), path=args.entities)
+        invalid = f" (all {len(loaded.skipped)} lines are invalid)" if loaded.skipped else ""
+        raise DataError(f"the entities file is empty: it holds no entities{invalid}", path=args.entities)
     if args.baskets:
         report = build_basket_sets(loaded.entities, args.baskets, config)
     else:

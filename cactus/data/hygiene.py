@@ -11,9 +11,12 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cactus.data.errors import DataError
+
+if TYPE_CHECKING:
+    from cactus.data.sets import EntitySet
 
 #: Lists and objects inside each other a JSON line may hold; the formats need 3 (a set's similarity rows).
 MAX_JSON_DEPTH = 64
@@ -53,6 +56,22 @@ def check_json(value: Any) -> Any:
     except _TooDeep as exc:
         raise DataError(_too_deep(), field=re.split(r"[.\[]", exc.path, maxsplit=1)[0] or None) from None
     return value
+
+
+def check_set(entity_set: EntitySet) -> EntitySet:
+    """``entity_set`` unchanged, or a DataError naming the set and the field of its first bad string
+    (for sets built in code or from a CSV, which no JSON check has seen)."""
+    try:
+        check_text(entity_set.id, "id")
+        for i, entity in enumerate(entity_set.entities):
+            check_text(entity.id, f"entities[{i}].id")
+            check_text(entity.text, f"entities[{i}].text")
+        for k, name in enumerate(entity_set.cluster_names or ()):
+            check_text(name, f"cluster_names[{k}]")
+        check_json(entity_set.extra)
+    except DataError as exc:
+        raise DataError(f"set {entity_set.id!r}: {exc.reason}", field=exc.field) from None
+    return entity_set
 
 
 def load_json(text: str) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,10 +162,27 @@ def load_backbone(name: str) -> tuple[nn.Module, object]:
                     kwargs["add_pooling_layer"] = False
                 model = AutoModel.from_pretrained(folder, **kwargs)
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except pickle.UnpicklingError as exc:
+        raise _pickled_weights(folder, exc) from None
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise BackboneError(f"could not load backbone folder {str(folder)!r}: {exc}; expected {_EXPECTED}") from exc
     describe_backbone(model)
     return model, tokenizer
+
+
+def _pickled_weights(folder: Path, exc: pickle.UnpicklingError) -> BackboneError:
+    """The error for a ``.bin`` checkpoint that ``torch.load(weights_only=True)`` refuses (it pickles code)."""
+    files = ", ".join(str(p) for p in sorted(folder.glob("*.bin"))) or str(folder)
+    text = str(exc)
+    after = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else text
+    detail = next((line.strip() for line in after.splitlines() if line.strip()), type(exc).__name__)
+    detail = detail.split(". Please")[0].rstrip(".")
+    return BackboneError(
+        f"{files}: refused: torch.load(weights_only=True) cannot read this pickled checkpoint ({detail}); it holds "
+        "more than plain tensors, and loading it otherwise could run code from the file. Only model.safetensors weights, or a pytorch_model.bin that torch.load loads with "
+        "weights_only=True, are accepted; if you trust the file, convert it once elsewhere "
+        "(load it with weights_only=False, then model.save_pretrained(folder) writes model.safetensors)"
+    )
 
 
 def attention_modules(model: nn.Module, info: BackboneInfo) -> list[nn.Module]:
