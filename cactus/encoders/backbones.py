@@ -179,9 +179,10 @@ def _pickled_weights(folder: Path, exc: pickle.UnpicklingError) -> BackboneError
     detail = detail.split(". Please")[0].rstrip(".")
     return BackboneError(
         f"{files}: refused: torch.load(weights_only=True) cannot read this pickled checkpoint ({detail}); it holds "
-        "more than plain tensors, and loading it otherwise could run code from the file. Only model.safetensors weights, or a pytorch_model.bin that torch.load loads with "
-        "weights_only=True, are accepted; if you trust the file, convert it once elsewhere "
-        "(load it with weights_only=False, then model.save_pretrained(folder) writes model.safetensors)"
+        "more than plain tensors, and loading it otherwise could run code from the file. Only model.safetensors "
+        "weights, or a pytorch_model.bin that torch.load loads with weights_only=True, are accepted; if you trust "
+        "the file, convert it once elsewhere (load it with weights_only=False, then model.save_pretrained(folder) "
+        "writes model.safetensors)"
     )
 
 
