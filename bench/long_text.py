@@ -23,11 +23,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cactus.data.hygiene import CHARS_PER_TOKEN  # noqa: E402
-from cactus.encoders import EncoderConfig, SetEncoder  # noqa: E402
+from cactus.data.hygiene import CHARS_PER_TOKEN
+from cactus.encoders import EncoderConfig, SetEncoder
 
-WORDS = ("glue stick hot glue gun candle wick beeswax sheets soy wax flakes mason jar lid insulated steel water "
-         "bottle ceramic coffee mug").split()
+WORDS = ("glue", "stick", "hot", "glue", "gun", "candle", "wick", "beeswax", "sheets", "soy", "wax", "flakes",
+         "mason", "jar", "lid", "insulated", "steel", "water", "bottle", "ceramic", "coffee", "mug")
 
 
 def long_text(chars: int) -> str:

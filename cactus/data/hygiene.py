@@ -70,7 +70,7 @@ def check_set(entity_set: EntitySet) -> EntitySet:
             check_text(name, f"cluster_names[{k}]")
         check_json(entity_set.extra)
     except DataError as exc:
-        raise DataError(f"set {entity_set.id!r}: {exc.reason}", field=exc.field) from None
+        raise DataError(exc.reason, path=f"set {entity_set.id!r}", field=exc.field) from None
     return entity_set
 
 
@@ -112,11 +112,16 @@ def _walk(value: Any) -> None:
         else:
             children = []
             for key, item in node.items():
-                where = f"{path}.{key}" if path else str(key)
+                where = f"{path}.{_printable(key)}" if path else _printable(key)
                 check_text(key, where)
                 if isinstance(item, (str, list, dict)):
                     children.append((item, where, depth + 1))
         stack.extend(reversed(children))  # popped in document order, so the first bad string is the one named
+
+
+def _printable(key: str) -> str:
+    """A key as it can be printed in a message: NUL and lone surrogates escaped."""
+    return key.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _too_deep(column: int | None = None) -> str:

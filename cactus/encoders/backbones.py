@@ -173,10 +173,7 @@ def load_backbone(name: str) -> tuple[nn.Module, object]:
 def _pickled_weights(folder: Path, exc: pickle.UnpicklingError) -> BackboneError:
     """The error for a ``.bin`` checkpoint that ``torch.load(weights_only=True)`` refuses (it pickles code)."""
     files = ", ".join(str(p) for p in sorted(folder.glob("*.bin"))) or str(folder)
-    text = str(exc)
-    after = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else text
-    detail = next((line.strip() for line in after.splitlines() if line.strip()), type(exc).__name__)
-    detail = detail.split(". Please")[0].rstrip(".")
+    detail = next((line for line in _unpickler_reasons(str(exc))), type(exc).__name__)
     return BackboneError(
         f"{files}: refused: torch.load(weights_only=True) cannot read this pickled checkpoint ({detail}); it holds "
         "more than plain tensors, and loading it otherwise could run code from the file. Only model.safetensors "
@@ -184,6 +181,13 @@ def _pickled_weights(folder: Path, exc: pickle.UnpicklingError) -> BackboneError
         "the file, convert it once elsewhere (load it with weights_only=False, then model.save_pretrained(folder) "
         "writes model.safetensors)"
     )
+
+
+def _unpickler_reasons(text: str) -> list[str]:
+    """The lines of torch.load's weights_only message that say what it met, without its advice."""
+    advice = ("Weights only load failed", "Please file an issue", "Check the documentation", "(1)", "(2)")
+    lines = (line.strip().removeprefix("WeightsUnpickler error:").strip() for line in text.splitlines())
+    return [line.split(". Please")[0].rstrip(".") for line in lines if line and not line.startswith(advice)]
 
 
 def attention_modules(model: nn.Module, info: BackboneInfo) -> list[nn.Module]:
