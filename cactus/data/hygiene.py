@@ -26,7 +26,11 @@ MAX_JSON_DEPTH = 64
 CHARS_PER_TOKEN = 16
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_JSON_TOKEN = re.compile(_STRING.pattern + r"|[\[\]{}]")
+#: JSON escapes that decode to a NUL or to half of a surrogate pair (the walk then says which, and where).
+_SUSPECT = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def check_text(value: str, field: str | None = None) -> str:
@@ -83,12 +87,28 @@ def load_json(text: str) -> Any:
     """
     try:
         value = json.loads(text)
-        _walk(value)
+        if _too_deep_text(text):
+            raise _TooDeep("")
+        if _SUSPECT.search(text) or "\x00" in text or _SURROGATE.search(text):
+            _walk(value)  # only then can a string hold one; most lines skip the walk
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
     except (RecursionError, _TooDeep):
         raise DataError(_too_deep(_deep_column(text))) from None
     return value
+
+
+def _too_deep_text(text: str) -> bool:
+    """Whether valid JSON ``text`` nests deeper than MAX_JSON_DEPTH: strings dropped, innermost pairs removed
+    MAX_JSON_DEPTH times over (string operations only, fast on long lines)."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return False
+        brackets = brackets.replace("[]", "").replace("{}", "")
+    return bool(brackets)
 
 
 class _TooDeep(Exception):
