@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from cactus.data.errors import DataError
-from cactus.files import atomic_text
 from cactus.data.hygiene import load_json
+from cactus.files import atomic_text
 
 
 def iter_text_lines(path: str | Path) -> Iterator[tuple[int, str | DataError]]:
