@@ -14,7 +14,6 @@ Every error is a :class:`cactus.data.DataError` whose message reads ``NAME:LINE:
 from __future__ import annotations
 
 import csv
-import io
 import re
 import tempfile
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cactus.data import DataError, Entity, EntitySet, read_sets
+from cactus.data.hygiene import check_text, iter_csv_rows
 
 FORMATS = {"jsonl": "sets JSONL", "csv": "CSV (set_id,text[,cluster])", "text": "text (blank line between sets)"}
 
@@ -115,14 +115,14 @@ def parse_csv(name: str, data: bytes) -> ParsedUpload:
     """Read ``set_id,text[,cluster]`` rows (optionally an ``id`` column) into sets."""
     text = _decode(name, data)
     dialect: Any = csv.excel_tab if Path(name).suffix.lower() == ".tsv" else csv.excel
-    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    records = iter_csv_rows(text, dialect)
     try:
-        header = next(reader)
+        header = next(records)[1]
     except StopIteration:
         raise DataError("the file is empty; the first line must be a header: set_id,text[,cluster]", path=name,
                         line=1) from None
-    except csv.Error as exc:
-        raise DataError(f"not valid CSV: {exc}", path=name, line=1) from None
+    except DataError as exc:
+        raise exc.located(path=name) from None
     set_col, text_col = _column(header, "set_id", "set"), _column(header, "text")
     cluster_col, id_col = _column(header, "cluster", "cluster_name", "label"), _column(header, "id", "entity_id")
     missing = [n for n, col in (("set_id", set_col), ("text", text_col)) if col is None]
@@ -132,22 +132,24 @@ def parse_csv(name: str, data: bytes) -> ParsedUpload:
     assert set_col is not None and text_col is not None
 
     rows: dict[str, list[tuple[int, str, str, str | None]]] = {}
+    line = 2
     try:
-        for row in reader:
-            line = reader.line_num
+        for line, row in records:
             if not any(cell.strip() for cell in row):
                 continue
             cells = [*row, *[""] * (len(header) - len(row))]
+            for column, cell in zip(header, cells, strict=False):
+                check_text(cell, column.strip())
             set_id, entity_text = cells[set_col].strip(), cells[text_col].strip()
             if not set_id:
-                raise DataError("empty set id", path=name, line=line, field="set_id")
+                raise DataError("empty set id", line=line, field="set_id")
             if not entity_text:
-                raise DataError("empty text", path=name, line=line, field="text")
+                raise DataError("empty text", line=line, field="text")
             entity_id = cells[id_col].strip() if id_col is not None else ""
             cluster = cells[cluster_col].strip() if cluster_col is not None else ""
             rows.setdefault(set_id, []).append((line, entity_text, entity_id, cluster or None))
-    except csv.Error as exc:
-        raise DataError(f"not valid CSV: {exc}", path=name, line=reader.line_num) from None
+    except DataError as exc:
+        raise exc.located(path=name, line=line) from None
 
     sets = [_csv_set(name, set_id, members) for set_id, members in rows.items()]
     if not sets:
@@ -196,6 +198,10 @@ def parse_text(text: str, *, source: str = "pasted text", prefix: str = "set") -
             if blocks[-1]:
                 blocks.append([])
             continue
+        try:
+            check_text(line)
+        except DataError as exc:
+            raise exc.located(path=source, line=number) from None
         blocks[-1].append((number, line))
     blocks = [b for b in blocks if b]
     if not blocks:

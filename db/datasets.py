@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from cactus.data import DataError, EntitySet, read_dataset, read_sets
+from cactus.data.hygiene import check_set
 from db.errors import ConflictError, NotFoundError, StoreError
 from db.models import NOUNS, SPLITS, ClusteringRow, DatasetRow, EntityRow, JobRow, ModelRow, SetRow
 from db.partition import Partition
@@ -134,11 +135,11 @@ def import_sets(
 
     Raises:
         ConflictError: a set id already in the dataset, or twice in ``sets``.
-        DataError: a bad ``split``.
+        DataError: a bad ``split``, or a NUL or lone surrogate in a string (before anything is written).
     """
     if session.get(DatasetRow, dataset_id) is None:
         raise NotFoundError(f"no dataset with id {dataset_id}")
-    sets = list(sets)
+    sets = [check_set(s) for s in sets]
     names = [s.id for s in sets]
     duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicates:

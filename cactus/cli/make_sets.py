@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     loaded = read_entities(args.entities, skip_invalid=args.skip_invalid)
     for skipped in loaded.skipped:
         print(skipped)
+    if not loaded.entities:
+        invalid = f" (all {len(loaded.skipped)} lines are invalid)" if loaded.skipped else ""
+        raise DataError(f"the entities file is empty: it holds no entities{invalid}", path=args.entities)
     if args.baskets:
         report = build_basket_sets(loaded.entities, args.baskets, config)
     else:

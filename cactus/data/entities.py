@@ -6,13 +6,12 @@ in CSV it is one cell joined by `` > `` (``Arts & Crafts > Colouring Pencils``).
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cactus.data.errors import DataError, SkippedLine
+from cactus.data.hygiene import check_text, iter_csv_rows
 from cactus.data.jsonl import iter_text_lines, parse_json_line
 
 LABEL_SEPARATOR = " > "
@@ -104,19 +103,33 @@ def _iter_csv(path: Path):
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError(f"invalid UTF-8 at byte {exc.start + 1} of the file; save the file as UTF-8",
                         path=path, line=line) from None
-    reader = csv.DictReader(io.StringIO(content, newline=""))
-    columns = [c.strip() for c in (reader.fieldnames or [])]
+    if not content.strip():
+        return  # no entities; the caller says whether that is an error
+    rows = iter_csv_rows(content)
+    try:
+        _, header = next(rows, (1, []))
+    except DataError as exc:
+        raise exc.located(path=path) from None
+    columns = [c.strip() for c in header]
     if "text" not in columns:
         raise DataError(f"the CSV has no 'text' column (columns: {', '.join(columns) or 'none'}); "
                         "expected a header id,text[,labels]", path=path, line=1)
-    reader.fieldnames = columns
-    for row in reader:
-        number = reader.line_num
+    while True:
+        try:
+            number, cells = next(rows)
+        except StopIteration:
+            return
+        except DataError as exc:  # an unclosed quote or broken CSV ends the file: not a line to skip
+            raise exc.located(path=path) from None
+        if not cells:
+            continue
 
-        def parse(row=row, number=number) -> LabelledEntity:
-            if None in row:
-                raise DataError(f"{len(columns) + len(row[None])} cells for {len(columns)} columns "
-                                "(quote cells that contain commas)")
+        def parse(cells=cells, number=number) -> LabelledEntity:
+            if len(cells) > len(columns):
+                raise DataError(f"{len(cells)} cells for {len(columns)} columns (quote cells that contain commas)")
+            row = dict(zip(columns, cells, strict=False))
+            for name, value in row.items():
+                check_text(value, name)
             labels = row.get("labels") or ""
             return parse_entity({
                 "id": (row.get("id") or "").strip() or f"row-{number}",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cactus.data.errors import DataError
+from cactus.data.hygiene import load_json
 from cactus.files import atomic_text
 
 
@@ -42,11 +43,11 @@ def iter_text_lines(path: str | Path) -> Iterator[tuple[int, str | DataError]]:
 
 
 def parse_json_line(text: str, *, path: str | Path, line: int) -> Any:
-    """Parse one JSONL line, turning a syntax error into a located :class:`DataError`."""
+    """Parse one JSONL line with :func:`cactus.data.hygiene.load_json`, its errors located by file and line."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc.msg} at column {exc.colno}", path=path, line=line) from None
+        return load_json(text)
+    except DataError as exc:
+        raise exc.located(path=path, line=line) from None
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,10 +162,32 @@ def load_backbone(name: str) -> tuple[nn.Module, object]:
                     kwargs["add_pooling_layer"] = False
                 model = AutoModel.from_pretrained(folder, **kwargs)
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except pickle.UnpicklingError as exc:
+        raise _pickled_weights(folder, exc) from None
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise BackboneError(f"could not load backbone folder {str(folder)!r}: {exc}; expected {_EXPECTED}") from exc
     describe_backbone(model)
     return model, tokenizer
+
+
+def _pickled_weights(folder: Path, exc: pickle.UnpicklingError) -> BackboneError:
+    """The error for a ``.bin`` checkpoint that ``torch.load(weights_only=True)`` refuses (it pickles code)."""
+    files = ", ".join(str(p) for p in sorted(folder.glob("*.bin"))) or str(folder)
+    detail = next((line for line in _unpickler_reasons(str(exc))), type(exc).__name__)
+    return BackboneError(
+        f"{files}: refused: torch.load(weights_only=True) cannot read this pickled checkpoint ({detail}); it holds "
+        "more than plain tensors, and loading it otherwise could run code from the file. Only model.safetensors "
+        "weights, or a pytorch_model.bin that torch.load loads with weights_only=True, are accepted; if you trust "
+        "the file, convert it once elsewhere (load it with weights_only=False, then model.save_pretrained(folder) "
+        "writes model.safetensors)"
+    )
+
+
+def _unpickler_reasons(text: str) -> list[str]:
+    """The lines of torch.load's weights_only message that say what it met, without its advice."""
+    advice = ("Weights only load failed", "Please file an issue", "Check the documentation", "(1)", "(2)")
+    lines = (line.strip().removeprefix("WeightsUnpickler error:").strip() for line in text.splitlines())
+    return [line.split(". Please")[0].rstrip(".") for line in lines if line and not line.startswith(advice)]
 
 
 def attention_modules(model: nn.Module, info: BackboneInfo) -> list[nn.Module]:

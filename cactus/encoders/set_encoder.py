@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cactus.data.hygiene import check_text, cut_text
 from cactus.encoders.attention import PackedAttention, install_attention
 from cactus.encoders.backbones import describe_backbone, load_backbone, relative_bias_module
 from cactus.encoders.config import ATTENTION_MODES, EncoderConfig, attention_mode, check_mode
@@ -63,9 +64,13 @@ class SetEncoder(nn.Module):
 
     # ---------------------------------------------------------------- tokenization
     def tokenize_entities(self, sets: Sequence[Sequence[str]]) -> list[list[list[int]]]:
-        """Token ids of every entity, truncated to ``config.max_tokens`` (special tokens included)."""
+        """Token ids of every entity, truncated to ``config.max_tokens`` (special tokens included).
+
+        Texts are cut to ``max_tokens * CHARS_PER_TOKEN`` characters first, so that a 10 MB text tokenizes as fast
+        as a title; the tokens kept are the same.
+        """
         _check_sets(sets)
-        texts = [text for entities in sets for text in entities]
+        texts = [cut_text(text, self.config.max_tokens) for entities in sets for text in entities]
         ids = self.tokenizer(texts, truncation=True, max_length=self.config.max_tokens)["input_ids"]
         out, start = [], 0
         for entities in sets:
@@ -207,3 +212,4 @@ def _check_sets(sets: Sequence[Sequence[str]], allow_empty: bool = False) -> Non
         for j, text in enumerate(entities):
             if not isinstance(text, str):
                 raise TypeError(f"entity {j} of set {i} must be a string, got {type(text).__name__}: {text!r:.60}")
+            check_text(text, f"sets[{i}][{j}]")

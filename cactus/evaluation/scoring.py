@@ -34,6 +34,8 @@ def aligned_labels(gold: EntitySet, pred: EntitySet, *, pred_name: str = "predic
 def evaluate_predictions(gold: Sequence[EntitySet], pred: Sequence[EntitySet], *, gold_name: str = "gold",
                          pred_name: str = "predictions") -> Evaluation:
     """Score every gold set against the prediction with the same id; a set missing on either side is an error."""
+    if not gold:
+        raise DataError("the gold file is empty: it holds no sets to score against", path=gold_name)
     by_id = {s.id: s for s in pred}
     gold_ids = {s.id for s in gold}
     missing = [s.id for s in gold if s.id not in by_id]
