@@ -11,6 +11,7 @@ import pytest
 
 from cactus.cli import main
 from cactus.data import read_sets, write_sets
+from cactus.data.errors import DataError
 from cactus.data.partial_output import PartialOutput, partial_path
 from cactus.data.set_files import iter_sets
 from cactus.inference.model import ClusteringModel
@@ -119,3 +120,15 @@ def test_empty_or_all_invalid_input_is_refused_and_leaves_the_output(tiny_model,
     assert out.read_text() == "precious\n" and not partial_path(out).exists()
     assert main(["predict", str(tiny_model), str(bad), "--out", str(tmp_path / "p.csv")]) == 2
     assert "use .jsonl or .parquet" in capsys.readouterr().err
+
+
+def test_a_parquet_text_with_a_nul_is_refused_with_its_row(tmp_path):
+    import pyarrow as pa
+
+    from cactus.data.set_files import parquet_schema
+
+    rows = [{"id": "a", "entities": [{"id": "1", "text": "glue"}, {"id": "2", "text": "tape"}]},
+            {"id": "b", "entities": [{"id": "1", "text": "gl\x00ue"}, {"id": "2", "text": "tape"}]}]
+    pq.write_table(pa.Table.from_pylist(rows, schema=parquet_schema()), tmp_path / "in.parquet")
+    with pytest.raises(DataError, match=r"in\.parquet:2: field 'entities\[0\]\.text': contains a NUL"):
+        list(iter_sets(tmp_path / "in.parquet"))

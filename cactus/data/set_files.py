@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cactus.data.errors import DataError, SkippedLine
+from cactus.data.hygiene import check_json
 from cactus.data.jsonl import iter_text_lines, parse_json_line
 from cactus.data.sets import EntitySet, parse_entity_set
 
@@ -65,7 +66,7 @@ def _from_parquet_row(row: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(extra, dict):
             raise DataError("expected a JSON object", field="extra")
         obj.update(extra)
-    return obj
+    return check_json(obj)  # NUL characters pass Parquet's UTF-8 check but not PostgreSQL or the tokenizer
 
 
 def iter_records(path: str | Path) -> Iterator[tuple[int, Any]]:
