@@ -8,13 +8,13 @@ import os
 import streamlit as st
 
 from app import state
-from app.page_list import page
+from app.page_list import FAVICON, page
 
 
 def page_intro(key: str, purpose: str) -> None:
     """The page's configuration, title and purpose in a sentence; stops with the fix when the store is out of reach."""
     entry = page(key)
-    st.set_page_config(page_title=f"{entry.title} · cactus", page_icon=entry.icon, layout="wide")
+    st.set_page_config(page_title=f"{entry.title} · cactus", page_icon=FAVICON, layout="wide")
     st.title(entry.title)
     st.caption(purpose)
     problem = state.store_problem()

@@ -21,6 +21,10 @@ class PageEntry:
     default: bool = False
 
 
+#: The browser tab's icon on every page. An emoji becomes an inline SVG; a ``:material/...:`` icon there would be
+#: fetched from fonts.gstatic.com, a failed request on every page of a workbench without internet access.
+FAVICON = "🌵"
+
 PAGES: tuple[PageEntry, ...] = (
     PageEntry("review", "app_pages/review.py", "Review", ":material/compare:", "Clusterings", default=True),
     PageEntry("correct", "app_pages/correct.py", "Correct", ":material/edit_note:", "Clusterings"),
