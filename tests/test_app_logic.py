@@ -153,3 +153,14 @@ def test_heatmap_orders_by_cluster_outlines_blocks_and_centres_on_the_threshold(
 def test_heatmap_refuses_a_matrix_of_the_wrong_size():
     with pytest.raises(ValueError, match="for a set of 3 entities"):
         similarity_figure(np.eye(2), ["a", "b", "c"], [[0, 1, 2]], [""], [0], threshold=0.5, title="")
+
+
+def test_the_edit_log_numbers_clusters_from_one_and_names_entities_by_text():
+    from app.edit_log import edit_details
+
+    texts = ["glue stick", "tape", "scissors"]
+    assert edit_details({"entity": 1, "to": 0, "name": ""}, texts) == "entity 'tape'; to #1"
+    assert edit_details({"entity": 2, "to": None, "name": "Odd one"}, texts) == \
+        "entity 'scissors'; to a new cluster; name 'Odd one'"
+    assert edit_details({"clusters": [0, 2], "name": None}, texts) == "clusters #1, #3"
+    assert edit_details({"cluster": 1, "entities": [0, 2]}, texts) == "cluster #2; entities 'glue stick', 'scissors'"

@@ -10,6 +10,7 @@ import streamlit as st
 
 from app import chrome, cluster_cards, pickers, state
 from app.compare import cluster_label
+from app.edit_log import edit_details
 from app.heatmap import similarity_figure
 from cactus.errors import CactusError
 from db import (
@@ -149,8 +150,9 @@ def edit_forms(detail: SetDetail, human: cluster_cards.Shown, who: str, head: in
     name_of = cluster_choice(human)
     entity_label = lambda i: f"{texts[i]}  ·  in #{where[i] + 1}"  # noqa: E731
     key = f"{detail.id}_{detail.edit_head}"  # fresh widgets after every change: cluster numbers may have shifted
+    # keyed: the tab the analyst works in stays open after an edit (a fresh tab set would open "Move" again)
     move, merge, split, rename, create, dissolve = st.tabs(["Move", "Merge", "Split", "Rename", "New cluster",
-                                                            "Dissolve"])
+                                                            "Dissolve"], key="correct_tab", on_change="rerun")
     with move:
         entity = st.selectbox("Entity", range(len(texts)), format_func=entity_label, key=f"correct_move_entity_{key}")
         target = st.selectbox("To", [*clusters, NEW], format_func=name_of, key=f"correct_move_to_{key}")
@@ -204,7 +206,7 @@ def history(detail: SetDetail) -> None:
             st.caption("No edits yet.")
             return
         st.dataframe([{"#": e.seq, "action": e.action + (f" of #{e.target_seq}" if e.target_seq else ""),
-                       "details": ", ".join(f"{k}={v}" for k, v in e.params.items()), "by": e.author,
+                       "details": edit_details(e.params, detail.texts), "by": e.author,
                        "when": e.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")} for e in reversed(entries)],
                      hide_index=True, width="stretch")
 
