@@ -13,6 +13,7 @@ import streamlit as st
 
 from app import state
 from app.chrome import keep, link_to
+from app.text import count
 from db import DatasetInfo, SetSummary
 
 SET_LIST_LIMIT = 500
@@ -41,8 +42,8 @@ def choose_dataset(where: st.delta_generator.DeltaGenerator | None = None, *, la
     st.session_state["dataset_choice"] = current if current in by_id else (
         remembered if remembered in by_id else found[0].id)
     choice = target.selectbox(label, list(by_id), key="dataset_choice",
-                              format_func=lambda i: f"{by_id[i].name} ({by_id[i].sets} sets, {by_id[i].reviewed} "
-                                                    "reviewed)")
+                              format_func=lambda i: f"{by_id[i].name} ({count(by_id[i].sets, 'set')}, "
+                                                    f"{by_id[i].reviewed} reviewed)")
     if st.session_state.get("dataset_current") != choice:
         st.session_state.pop("sets_current", None)
     st.session_state["dataset_current"] = choice
@@ -131,8 +132,10 @@ def choose_set(dataset: DatasetInfo) -> SetSummary | None:
     current = st.session_state.get("sets_choice")
     # assigned on every run: a widget of the same key on another page would otherwise start from its default
     st.session_state["sets_choice"] = current if current in by_id else (remembered if remembered in by_id else ids[0])
-    shown = f"{page.total} sets match" if page.total <= SET_LIST_LIMIT else (
-        f"showing {SET_LIST_LIMIT} of {page.total} matching sets; narrow the search")
+    if page.total > SET_LIST_LIMIT:
+        shown = f"showing {SET_LIST_LIMIT} of {page.total} matching sets; narrow the search"
+    else:
+        shown = "1 set matches" if page.total == 1 else f"{page.total} sets match"
     choice = st.sidebar.selectbox(f"Set ({shown})", ids, key="sets_choice", format_func=lambda i: _set_label(by_id[i]))
     left, right = st.sidebar.columns(2)
     position = ids.index(choice)

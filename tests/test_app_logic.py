@@ -164,3 +164,10 @@ def test_the_edit_log_numbers_clusters_from_one_and_names_entities_by_text():
         "entity 'scissors'; to a new cluster; name 'Odd one'"
     assert edit_details({"clusters": [0, 2], "name": None}, texts) == "clusters #1, #3"
     assert edit_details({"cluster": 1, "entities": [0, 2]}, texts) == "cluster #2; entities 'glue stick', 'scissors'"
+
+
+def test_counts_take_the_plural_only_when_not_one():
+    from app.text import count
+
+    assert [count(1, "epoch"), count(2, "epoch"), count(0, "set")] == ["1 epoch", "2 epochs", "0 sets"]
+    assert count(1, "entity", "entities") == "1 entity" and count(3, "entity", "entities") == "3 entities"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import bootstrap, chrome, job_monitor, state, uploads
+from app.text import count
 from app.uploads import ParsedUpload
 from cactus.data import DataError
 from db import DatasetInfo, create_dataset, delete_dataset, import_sets
@@ -122,7 +123,8 @@ def saved_message() -> None:
     if not saved:
         return
     dataset_id, name, sets, entities, labelled = saved
-    st.success(f"Saved {sets} sets ({entities} entities, {labelled} with reference clusters) into {name!r}.")
+    st.success(f"Saved {count(sets, 'set')} ({count(entities, 'entity', 'entities')}, {labelled} with reference "
+               f"clusters) into {name!r}.")
     with st.container(horizontal=True):
         chrome.link_to("review", "Review them")
         if state.teacher_key_set():

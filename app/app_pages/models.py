@@ -10,6 +10,7 @@ import streamlit as st
 
 from app import actions, charts, chrome, job_monitor, score_tables, state
 from app.compare import agreement
+from app.text import count
 from cactus.evaluation.metrics import METRICS
 from db import ModelInfo, activate_model, latest_clusterings, set_sizes
 from jobs.queue import enqueue
@@ -53,7 +54,7 @@ def model_details(model: ModelInfo) -> None:
     sources = human.get(training.get("label_human", ""))
     facts = [f"{training[k]} {k.replace('_', ' ')}" for k in ("train_sets", "val_sets", "test_sets") if k in training]
     if training.get("epochs"):
-        facts.append(f"{training['epochs']} epochs (best: {training.get('best_epoch', '?')})")
+        facts.append(f"{count(training['epochs'], 'epoch')} (best: {training.get('best_epoch', '?')})")
     labels = f"; labels: {sources}, else the teacher's, else reference" if sources else ""
     st.caption("Trained on " + (", ".join(facts) or "unrecorded data") + labels + f" · checkpoint `{model.checkpoint}`")
     history = training.get("history") or []
@@ -116,8 +117,9 @@ def compare_panel(found: list[ModelInfo]) -> None:
         return
     together = stored_agreement(dataset_id, by_id[first], by_id[second])
     if together:
-        st.caption(f"On the {together['sets']} sets both have clustered: mean ARI {together['ARI']:.3f}, mean AMI "
-                   f"{together['AMI']:.3f} between them; identical clusterings on {together['identical']} sets.")
+        st.caption(f"On the {count(together['sets'], 'set')} both have clustered: mean ARI {together['ARI']:.3f}, "
+                   f"mean AMI {together['AMI']:.3f} between them; identical clusterings on "
+                   f"{count(together['identical'], 'set')}.")
     if st.button("Score both on the test split", key="models_compare", icon=":material/leaderboard:"):
         job = state.queue_job(lambda session: enqueue(session, "evaluate", {
             "dataset_id": dataset_id, "model_ids": [first, second], "baselines": False}))
