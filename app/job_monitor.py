@@ -53,7 +53,8 @@ def _render_job(info: JobInfo, key: str, charts: bool) -> None:
             with st.expander("Traceback"):
                 st.code(info.traceback, language="text")
     else:
-        st.info(f"Job {info.id} was cancelled. {info.message}")
+        detail = info.message.removeprefix("cancelled").strip(" ;:")
+        st.info(f"Job {info.id} was cancelled" + (f": {detail}" if detail else "."))
     if charts:
         history = info.metrics.get("history") or []
         left, right = st.columns(2)

@@ -100,7 +100,7 @@ def enqueue(
     if dataset_id is not None and session.get(DatasetRow, dataset_id) is None:
         raise JobParamsError(f"no dataset with id {dataset_id}; pick one of the datasets in the store")
     row = JobRow(type=type, params=raw, status="queued", dataset_id=dataset_id, max_attempts=max_attempts,
-                 message="waiting for a worker (start one with `cactus worker`)")
+                 message="queued: a worker will take it when it is free")
     session.add(row)
     session.flush()
     return JobInfo.of(row)
