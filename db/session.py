@@ -148,7 +148,8 @@ def session_scope(url: str | None = None, *, engine: Engine | None = None, reado
         url: the database URL (default: :func:`database_url`); ignored when ``engine`` is given.
         engine: an engine to use instead of the cached one for ``url``.
         readonly: a session that only reads. On SQLite it does not take the write lock, so a long
-            read never holds up a writer; it is rolled back at the end, never committed.
+            read never holds up a writer; on PostgreSQL it reads one snapshot (REPEATABLE READ, read only), so
+            what it reads in several statements belongs together. It is rolled back at the end, never committed.
 
     Example:
         >>> with session_scope() as session:  # doctest: +SKIP
@@ -156,7 +157,10 @@ def session_scope(url: str | None = None, *, engine: Engine | None = None, reado
     """
     bind = engine if engine is not None else get_engine(url)
     if readonly:
-        bind = bind.execution_options(**{_READONLY: True})
+        options: dict[str, Any] = {_READONLY: True}
+        if bind.dialect.name == "postgresql":  # one snapshot for every read of the block (SQLite's WAL gives one)
+            options |= {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        bind = bind.execution_options(**options)
     session = Session(bind, expire_on_commit=False)
     try:
         yield session

@@ -145,9 +145,12 @@ def get_set(session: Session, set_id: int) -> SetDetail:
     entities = session.execute(
         select(EntityRow.name, EntityRow.text).where(EntityRow.set_id == set_id).order_by(EntityRow.position)
     ).all()
+    # The edit head before the clusterings: should an edit commit between the two reads (READ COMMITTED outside a
+    # snapshot), the caller holds an older head with a newer clustering, and its next edit is refused as stale,
+    # never applied to a clustering it did not see.
+    stacks = edit_stacks(session, set_id)
     clusterings = session.scalars(
         select(ClusteringRow).where(ClusteringRow.set_id == set_id).order_by(ClusteringRow.id)).all()
-    stacks = edit_stacks(session, set_id)
     return SetDetail(
         id=row.id, dataset_id=row.dataset_id, dataset_name=dataset.name, noun=dataset.noun, name=row.name,
         split=row.split, reviewed=row.reviewed, reviewed_at=row.reviewed_at, reviewed_by=row.reviewed_by,
