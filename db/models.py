@@ -17,6 +17,7 @@ Schema changes go through an Alembic revision in ``db/migrations/versions`` (see
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -156,6 +157,7 @@ class JobRow(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: uuid.uuid4().hex)  # names its folder
     type: Mapped[str] = mapped_column(String(50))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(10), default="queued")

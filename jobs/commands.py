@@ -27,9 +27,46 @@ from jobs.base import STALE_AFTER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``worker`` and ``jobs``."""
+    """Add ``worker``, ``jobs`` and ``gc``."""
     register_worker(subparsers)
     register_jobs(subparsers)
+    register_gc(subparsers)
+
+
+def register_gc(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "gc", help="report (and with --yes remove) the folders of failed, cancelled or deleted jobs",
+        description="List the job folders the store no longer needs: those of failed or cancelled jobs and those "
+        "no job of this store owns (deleted jobs, another store's, or a reset store's). A folder holding a "
+        "registered model is kept. Nothing is removed without --yes.")
+    add_db_option(parser)
+    parser.add_argument("--jobs-dir", type=Path, metavar="DIR",
+                        help="the jobs folder to clean (default: the one the worker uses for this store)")
+    parser.add_argument("--yes", action="store_true", help="remove the folders listed")
+    parser.set_defaults(func=run_gc)
+
+
+def run_gc(args: argparse.Namespace) -> int:
+    from db.session import database_url, session_scope
+    from jobs.gc import leftovers, remove
+    from jobs.worker import default_jobs_dir
+
+    url = database_url(args.db)
+    jobs_dir = args.jobs_dir or default_jobs_dir(url)
+    with session_scope(url, readonly=True) as session:
+        found = leftovers(session, jobs_dir)
+    if not found:
+        print(f"nothing to remove in {jobs_dir}")
+        return 0
+    for item in found:
+        print(f"{item.path}  {item.size / 2**20:.1f} MiB  ({item.reason})")
+    total = sum(item.size for item in found) / 2**20
+    if not args.yes:
+        print(f"{len(found)} folder(s), {total:.1f} MiB: rerun with --yes to remove them")
+        return 0
+    remove(found)
+    print(f"removed {len(found)} folder(s), {total:.1f} MiB")
+    return 0
 
 
 WORKER_DESCRIPTION = (

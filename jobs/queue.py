@@ -49,13 +49,19 @@ class JobInfo:
     finished_at: datetime | None
     heartbeat_at: datetime | None
     updated_at: datetime
+    uid: str  # unique across stores and resets: it names the job's work folder
 
     @classmethod
     def of(cls, row: JobRow) -> JobInfo:
         return cls(row.id, row.type, dict(row.params or {}), row.status, row.dataset_id, row.progress, row.message,
                    row.log_tail, dict(row.metrics or {}), row.result, row.error, row.traceback, row.cancel_requested,
                    row.worker_id, row.attempts, row.max_attempts, row.created_at, row.started_at, row.finished_at,
-                   row.heartbeat_at, row.updated_at)
+                   row.heartbeat_at, row.updated_at, row.uid)
+
+    @property
+    def folder(self) -> str:
+        """The name of the job's work folder: its number for people, its uid for uniqueness."""
+        return f"{self.id}-{self.uid}"
 
     @property
     def finished(self) -> bool:
@@ -100,7 +106,7 @@ def enqueue(
     if dataset_id is not None and session.get(DatasetRow, dataset_id) is None:
         raise JobParamsError(f"no dataset with id {dataset_id}; pick one of the datasets in the store")
     row = JobRow(type=type, params=raw, status="queued", dataset_id=dataset_id, max_attempts=max_attempts,
-                 message="queued: a worker will take it when it is free")
+                 message="queued: the next free worker takes it (`cactus worker` starts one)")
     session.add(row)
     session.flush()
     return JobInfo.of(row)

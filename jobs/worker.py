@@ -28,7 +28,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import OperationalError
 
-from db.session import database_url, default_database_path, get_engine, session_scope
+from db.artifacts import artifacts_dir
+from db.session import database_url, get_engine, session_scope
 from jobs import claims
 from jobs.base import STALE_AFTER
 from jobs.process import JobProcess
@@ -40,10 +41,11 @@ JOBS_DIR_ENV = "CACTUS_JOBS_DIR"
 HISTORY_POINTS = 2000  # points of metrics["history"] kept per job (the newest)
 
 
-def default_jobs_dir() -> Path:
-    """Where jobs keep their work folders: ``$CACTUS_JOBS_DIR``, else ``jobs/`` beside the default database."""
+def default_jobs_dir(url: str | None = None) -> Path:
+    """Where jobs keep their work folders: ``$CACTUS_JOBS_DIR``, else ``jobs/`` in the store's artifacts folder
+    (:func:`db.artifacts.artifacts_dir`: beside a SQLite file, ``$CACTUS_ARTIFACTS_DIR`` for PostgreSQL)."""
     chosen = os.environ.get(JOBS_DIR_ENV, "").strip()
-    return Path(chosen).expanduser() if chosen else default_database_path().parent / "jobs"
+    return Path(chosen).expanduser() if chosen else artifacts_dir(database_url(url)) / "jobs"
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class Worker:
     def __init__(self, config: WorkerConfig | None = None) -> None:
         self.config = config or WorkerConfig()
         self.url = database_url(self.config.db_url)
-        self.jobs_dir = self.config.jobs_dir or default_jobs_dir()
+        self.jobs_dir = self.config.jobs_dir or default_jobs_dir(self.url)
         self.id = self.config.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
 
@@ -156,7 +158,7 @@ class Worker:
     def run_job(self, job: JobInfo) -> str:
         """Run one claimed job to its end; returns its final status ("released" when the worker stopped)."""
         log.info("job %s (%s) attempt %d: started", job.id, job.type, job.attempts)
-        work_dir = self.jobs_dir / str(job.id)
+        work_dir = self.jobs_dir / job.folder
         spec = {"job_id": job.id, "type": job.type, "params": job.params, "attempt": job.attempts,
                 "db_url": self.url, "work_dir": str(work_dir)}
         try:

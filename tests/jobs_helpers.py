@@ -166,3 +166,12 @@ def app_edits(url: str, set_ids: list[int], n: int) -> None:
             with session_scope(url, readonly=True) as session:
                 list_sets(session, 1, has=["teacher"], limit=10)
     print(f"app: {n} edits done", flush=True)
+
+
+def job_folder(tmp_path: Path, url: str, job_id: int) -> Path:
+    """The work folder of job ``job_id`` under the tests' ``--jobs-dir`` (``tmp_path/jobs``): ``<id>-<uid>``."""
+    from db import session_scope
+    from jobs.queue import get_job
+
+    with session_scope(url, readonly=True) as session:
+        return tmp_path / "jobs" / get_job(session, job_id).folder

@@ -11,7 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY = ["make-sets", "baseline", "evaluate", "pretrain", "train", "predict", "report", "label"]
-PLUGINS = ["app", "import-sets", "export-labels", "worker", "jobs"]  # entry points app, db, jobs: sorted by name
+PLUGINS = ["app", "import-sets", "export-labels", "worker", "jobs", "gc"]  # entry points app, db, jobs: sorted by name
 PLUGIN_MODULES = {
     "cactus_hello_plugin": "def register(subparsers):\n"
     "    parser = subparsers.add_parser('hello', help='say hello')\n"

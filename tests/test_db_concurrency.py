@@ -17,7 +17,15 @@ from db.models import ClusteringRow, EditRow, SetRow
 from db.partition import Partition
 from jobs.queue import enqueue, get_job
 from tests.fake_anthropic import FakeAnthropic, cluster_by_first_word, slow
-from tests.jobs_helpers import REPO, app_edit_sequence, make_set, start_worker, wait_for, worker_env
+from tests.jobs_helpers import (
+    REPO,
+    app_edit_sequence,
+    job_folder,
+    make_set,
+    start_worker,
+    wait_for,
+    worker_env,
+)
 
 SETS = 300
 EDITED = 30
@@ -51,7 +59,8 @@ def test_app_and_worker_write_concurrently_without_losing_anything(tmp_path):
             if worker.poll() is None:
                 worker.kill()
     assert app.returncode == 0, app.stderr
-    worker_log = (tmp_path / "worker.log").read_text() + (tmp_path / "jobs" / str(job_id) / "log.txt").read_text()
+    worker_log = (tmp_path / "worker.log").read_text() + \
+        (job_folder(tmp_path, url, job_id) / "log.txt").read_text()
     assert "database is locked" not in app.stderr + worker_log
 
     job = _job(url, job_id)

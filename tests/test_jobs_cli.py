@@ -37,7 +37,7 @@ def test_submit_follow_show_retry_and_cancel(store, tmp_path, capsys):
     status, out, _ = cli(capsys, "jobs", "list", "--db", store)
     header, row = out.splitlines()
     assert header.split()[:4] == ["id", "type", "status", "progress"]
-    assert row.split()[:4] == ["1", "test.steps", "queued", "0%"] and "queued: a worker will take it" in row
+    assert row.split()[:4] == ["1", "test.steps", "queued", "0%"] and "queued: the next free worker takes it" in row
 
     worker = start_worker(store, tmp_path, "--exit-when-idle")
     status, out, _ = cli(capsys, "jobs", "wait", "1", "--db", store)

@@ -21,7 +21,7 @@ from db.types import utcnow
 from jobs.queue import JobInfo, cancel, enqueue, get_job
 from jobs.types import PLUGINS_ENV
 from tests.fake_anthropic import FakeAnthropic, cluster_by_first_word, slow
-from tests.jobs_helpers import make_set, start_worker, wait_for
+from tests.jobs_helpers import job_folder, make_set, start_worker, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -87,12 +87,12 @@ def test_label_job_goes_queued_running_succeeded(store_url, tmp_path, workers):
         assert teacher.clusters == ((0,), (1,), (2,), (3,)) and teacher.job_id == job_id
         assert teacher.names == ("Glue items", "Candle items", "Pen items", "Tape items")
         assert teacher.details["unplaced"] == [] and teacher.producer
-    assert (tmp_path / "jobs" / str(job_id) / "log.txt").read_text().count("attempt 1") >= 1
+    assert (job_folder(tmp_path, store_url, job_id) / "log.txt").read_text().count("attempt 1") >= 1
 
 
 def test_a_killed_worker_leaves_a_job_the_next_worker_resumes(store_url, tmp_path, workers):
     job_id = queue(store_url, "test.steps", {"steps": 12, "delay": 0.15})
-    work = tmp_path / "jobs" / str(job_id)
+    work = job_folder(tmp_path, store_url, job_id)
     workers.append(start_worker(store_url, tmp_path, name="first"))
     wait_for(lambda: len(list(work.glob("step-*"))) >= 3, what="three steps of the first attempt")
     os.kill(workers[0].pid, signal.SIGKILL)
@@ -141,9 +141,9 @@ def test_cancel_stops_a_running_job_within_seconds_and_the_worker_goes_on(store_
                        what="the job to be cancelled")
     assert time.monotonic() - asked < 5
     assert stopped.progress < 1.0 and stopped.finished_at is not None
-    steps = len(list((tmp_path / "jobs" / str(long_job)).glob("step-*")))
+    steps = len(list(job_folder(tmp_path, store_url, long_job).glob("step-*")))
     assert workers[0].wait(60) == 0
-    assert len(list((tmp_path / "jobs" / str(long_job)).glob("step-*"))) == steps  # its process is gone
+    assert len(list(job_folder(tmp_path, store_url, long_job).glob("step-*"))) == steps  # its process is gone
     assert job(store_url, next_job).status == "succeeded"
     assert job(store_url, queued_job).started_at is None
 
@@ -217,7 +217,7 @@ def test_several_workers_run_each_job_exactly_once(store_url, tmp_path, workers)
     assert {j.attempts for j in finished} == {1}
     assert len({j.worker_id for j in finished}) >= 2  # the work was shared
     for i in ids:  # one attempt each: one log header per job
-        assert (tmp_path / "jobs" / str(i) / "log.txt").read_text().count("--- ") == 1
+        assert (job_folder(tmp_path, store_url, i) / "log.txt").read_text().count("--- ") == 1
 
 
 def test_stopping_a_worker_puts_its_job_back(store_url, tmp_path, workers):
