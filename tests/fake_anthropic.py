@@ -27,7 +27,8 @@ batch is created, by the same pushed answers and responder as ``/v1/messages``: 
 ``errored`` entry, :func:`expired` an ``expired`` one, anything else a ``succeeded`` message. A batch ends
 after ``batch_polls`` retrieves (its ``request_counts`` move from processing to done step by step);
 cancelling ends it at the next retrieve with its unfinished requests ``canceled``. ``create_delay`` holds
-the create reply back after the batch is stored (to kill a client mid-create)::
+the create reply back after the batch is stored (to kill a client mid-create); :meth:`push_create`
+makes the next creates fail with an error status::
 
     server.batch_polls = 3
     server.batches_created                                # batches created
@@ -162,6 +163,7 @@ class FakeAnthropic:
         self._in_flight = 0
         self.batch_polls = 2
         self.create_delay = 0.0
+        self._create_answers: deque[Answer] = deque()
         self.batches: dict[str, FakeBatch] = {}
         self.batch_prompts: list[str] = []
         self.batch_calls: list[str] = []  # "create", "retrieve", "list", "results", "cancel"
@@ -201,6 +203,11 @@ class FakeAnthropic:
         """Requests received in all batches (resubmissions counted)."""
         with self._lock:
             return len(self.batch_prompts)
+
+    def push_create(self, *answers: Answer) -> None:
+        """Answers (errors) for the next batch creates, instead of creating them."""
+        with self._lock:
+            self._create_answers.extend(answers)
 
     def batch_requests_for(self, contains: str) -> int:
         """How many batched requests had a prompt holding ``contains``."""
@@ -363,6 +370,11 @@ class FakeAnthropic:
         send = handler._send_json  # type: ignore[attr-defined]
         parts = path.strip("/").split("/")  # v1 messages batches [id [cancel]]
         if len(parts) == 3:
+            with self._lock:
+                refusal = self._create_answers.popleft() if self._create_answers else None
+            if refusal is not None:
+                send(refusal.status, _error_body(refusal.status, refusal.text))
+                return
             body = json.loads(raw or b"{}")
             requests = body.get("requests") or []
             if not requests:
