@@ -38,6 +38,7 @@ makes the next creates fail with an error status::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -171,7 +172,7 @@ class FakeAnthropic:
         self._routes: list[tuple[str, deque[Answer]]] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-anthropic", daemon=True)
@@ -273,7 +274,8 @@ class FakeAnthropic:
                 raw = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
                 if path.startswith("/v1/messages/batches"):
-                    fake._batch_post(self, path, raw)
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client killed mid-create
+                        fake._batch_post(self, path, raw)
                     return
                 if path != "/v1/messages":
                     self._send_json(404, _error_body(404, f"no route {path}"))
@@ -464,6 +466,16 @@ class FakeAnthropic:
             handler._send_raw(200, data, "application/binary")  # type: ignore[attr-defined]
         else:
             send(status, payload)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a (killed) client drops its connection."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _outcome(answer: Answer) -> str:
