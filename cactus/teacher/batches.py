@@ -39,6 +39,9 @@ BATCH_LIMIT = 100_000
 BATCH_DISCOUNT = 0.5
 """Batched requests are billed at this fraction of the standard price."""
 
+STORE_CHUNK = 500
+"""Batch results stored per transaction."""
+
 RETRYABLE_ERRORS = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
 
 
@@ -370,12 +373,18 @@ class _BatchRun:
         return False
 
     def collect(self, token: str, batch_id: str) -> None:
-        """Store every result of an ended batch, answer the sets waiting on it, queue retries."""
+        """Store every result of an ended batch, answer the sets waiting on it, queue retries.
+
+        Results are stored a chunk at a time, each chunk in one transaction before its replies are parsed;
+        the submission is closed only after the last, so a run killed here reads the results again.
+        """
         requests = self.cache.submission_requests(token)
         seen: set[str] = set()
+        replies: list[tuple[str, str, Reply]] = []
+        failures: list[tuple[str, str, str, str, str]] = []  # custom_id, outcome, why, key, error kind
         model = self.config.model
         for entry in self.client.messages.batches.results(batch_id):
-            if entry.custom_id not in requests:
+            if entry.custom_id not in requests or entry.custom_id in seen:
                 continue
             seen.add(entry.custom_id)
             key, _attempt = requests[entry.custom_id]
@@ -384,26 +393,38 @@ class _BatchRun:
                 message = result.message
                 text = "".join(b.text for b in message.content if getattr(b, "type", None) == "text")
                 usage = message.usage
-                reply = Reply(text, int(usage.input_tokens or 0), int(usage.output_tokens or 0),
-                              message.stop_reason, str(message.model or model))
-                self.cache.store_batch_reply(entry.custom_id, key, model, reply, max_tokens=self.config.max_tokens)
-                self.answer(key, reply, cached=False, batch=True)
-                continue
-            if result.type == "errored":
+                replies.append((entry.custom_id, key, Reply(text, int(usage.input_tokens or 0),
+                                                            int(usage.output_tokens or 0), message.stop_reason,
+                                                            str(message.model or model))))
+            elif result.type == "errored":
                 error = result.error.error
-                kind, why = error.type, f"errored in batch {batch_id} ({error.type}: {error.message})"
+                why = f"errored in batch {batch_id} ({error.type}: {error.message})"
+                failures.append((entry.custom_id, "errored", why, key, error.type))
             elif result.type == "expired":
-                kind, why = "expired", f"expired in batch {batch_id} (not processed within 24 hours)"
+                why = f"expired in batch {batch_id} (not processed within 24 hours)"
+                failures.append((entry.custom_id, "expired", why, key, "expired"))
             else:
-                kind, why = "canceled", f"canceled in batch {batch_id}; rerun to send it again"
-            self.cache.finish_request(entry.custom_id, result.type, why)
-            self.retry_or_fail(key, kind, why)
+                why = f"canceled in batch {batch_id}; rerun to send it again"
+                failures.append((entry.custom_id, "canceled", why, key, "canceled"))
+            if len(replies) + len(failures) >= STORE_CHUNK:
+                self.store(replies, failures)
         for custom_id, (key, _attempt) in requests.items():
             if custom_id not in seen:
-                why = f"batch {batch_id} returned no result for it"
-                self.cache.finish_request(custom_id, "errored", why)
-                self.retry_or_fail(key, "api_error", why)
+                failures.append((custom_id, "errored", f"batch {batch_id} returned no result for it", key,
+                                 "api_error"))
+        self.store(replies, failures)
         self.cache.close_submission(token)
+
+    def store(self, replies: list[tuple[str, str, Reply]], failures: list[tuple[str, str, str, str, str]]) -> None:
+        """Commit a chunk of results, then answer its sets; empties both lists."""
+        self.cache.store_batch_results(self.config.model, self.config.max_tokens, replies,
+                                       [(cid, outcome, why) for cid, outcome, why, _key, _kind in failures])
+        for _cid, key, reply in replies:
+            self.answer(key, reply, cached=False, batch=True)
+        for _cid, _outcome, why, key, kind in failures:
+            self.retry_or_fail(key, kind, why)
+        replies.clear()
+        failures.clear()
 
     def retry_or_fail(self, key: str, kind: str, why: str) -> None:
         if key not in self.pending:

@@ -202,32 +202,33 @@ class ReplyCache:
         return dict(rows)
 
     def submission_requests(self, token: str) -> dict[str, tuple[str, int]]:
-        """custom_id -> (cache key, attempt) of one submission."""
+        """custom_id -> (cache key, attempt) of one submission's requests that have no result yet."""
         with self._lock:
-            rows = self._db.execute("SELECT custom_id, key, attempt FROM batch_requests WHERE token = ?",
+            rows = self._db.execute("SELECT custom_id, key, attempt FROM batch_requests "
+                                    "WHERE token = ? AND outcome IS NULL",
                                     (token,)).fetchall()
         return {custom_id: (key, attempt) for custom_id, key, attempt in rows}
 
-    def store_batch_reply(self, custom_id: str, key: str, model: str, reply: Reply, *, max_tokens: int) -> None:
-        """A batched request's reply: stored as a cached reply and its request closed, in one transaction."""
+    def store_batch_results(self, model: str, max_tokens: int, replies: list[tuple[str, str, Reply]],
+                            failures: list[tuple[str, str, str]]) -> None:
+        """Results of batched requests, in one transaction: ``replies`` (custom_id, cache key, reply) become
+        cached replies and ``failures`` (custom_id, outcome, error) close their requests without one."""
+        now = time.time()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(
+                self._db.executemany(
                     "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (key, model, max_tokens, reply.text, reply.stop_reason, reply.input_tokens, reply.output_tokens,
-                     reply.model, time.time()))
-                self._db.execute("UPDATE batch_requests SET outcome = 'succeeded' WHERE custom_id = ?", (custom_id,))
+                    [(key, model, max_tokens, r.text, r.stop_reason, r.input_tokens, r.output_tokens, r.model, now)
+                     for _cid, key, r in replies])
+                self._db.executemany("UPDATE batch_requests SET outcome = 'succeeded' WHERE custom_id = ?",
+                                     [(cid,) for cid, _key, _r in replies])
+                self._db.executemany("UPDATE batch_requests SET outcome = ?, error = ? WHERE custom_id = ?",
+                                     [(outcome, error, cid) for cid, outcome, error in failures])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-
-    def finish_request(self, custom_id: str, outcome: str, error: str | None) -> None:
-        """A batched request that ended without a reply (errored, expired, canceled)."""
-        with self._lock:
-            self._db.execute("UPDATE batch_requests SET outcome = ?, error = ? WHERE custom_id = ?",
-                             (outcome, error, custom_id))
 
     def close_submission(self, token: str) -> None:
         """Every result of the submission's batch was read."""
