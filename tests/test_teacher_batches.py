@@ -246,3 +246,21 @@ def test_a_refused_batch_says_what_to_check_and_records_nothing(server, tmp_path
         label_sets_batched(make_sets(2), config, options())
     with ReplyCache(config.cache_path) as cache:
         assert cache.open_submissions() == []
+
+
+def test_a_run_stopped_while_collecting_results_reads_the_rest_again_without_sending(server, tmp_path, monkeypatch):
+    import cactus.teacher.batches as batches
+
+    monkeypatch.setattr(batches, "STORE_CHUNK", 2)
+    config = config_for(tmp_path, server)
+
+    def stop_after_three(done: int, total: int, result) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        label_sets_batched(make_sets(6), config, options(), on_progress=stop_after_three)
+    results = label_sets_batched(make_sets(6), config, options())
+    assert [r.status for r in results] == ["labelled"] * 6 and all(r.batch for r in results)
+    assert sum(r.cached for r in results) >= 2  # the first chunk was stored before it was parsed
+    assert (server.batch_submitted, server.batches_created) == (6, 1)
