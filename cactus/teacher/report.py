@@ -20,7 +20,7 @@ from cactus.teacher.labelling import STATUSES, TeacherResult
 
 COST_NOTE = (
     f"estimate from list prices per million tokens (table checked {PRICES_CHECKED}, or --price-in/--price-out); "
-    "the invoice is the authority"
+    "replies through the Message Batches API at half that price; the invoice is the authority"
 )
 
 
