@@ -28,7 +28,7 @@ batch is created, by the same pushed answers and responder as ``/v1/messages``: 
 after ``batch_polls`` retrieves (its ``request_counts`` move from processing to done step by step);
 cancelling ends it at the next retrieve with its unfinished requests ``canceled``. ``create_delay`` holds
 the create reply back after the batch is stored (to kill a client mid-create); :meth:`push_create`
-makes the next creates fail with an error status::
+makes the next creates fail with an error status, ``batch_reads_fail = error(500)`` every read::
 
     server.batch_polls = 3
     server.batches_created                                # batches created
@@ -164,6 +164,7 @@ class FakeAnthropic:
         self._in_flight = 0
         self.batch_polls = 2
         self.create_delay = 0.0
+        self.batch_reads_fail: Answer | None = None  # an error for every retrieve/list/results while set
         self._create_answers: deque[Answer] = deque()
         self.batches: dict[str, FakeBatch] = {}
         self.batch_prompts: list[str] = []
@@ -422,6 +423,10 @@ class FakeAnthropic:
             send(404, _error_body(404, f"no route {path}"))
             return
         params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        failure = self.batch_reads_fail
+        if failure is not None:
+            send(failure.status, _error_body(failure.status, failure.text))
+            return
         with self._lock:
             if len(parts) == 3:
                 self.batch_calls.append("list")

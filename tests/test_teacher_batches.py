@@ -264,3 +264,29 @@ def test_a_run_stopped_while_collecting_results_reads_the_rest_again_without_sen
     assert [r.status for r in results] == ["labelled"] * 6 and all(r.batch for r in results)
     assert sum(r.cached for r in results) >= 2  # the first chunk was stored before it was parsed
     assert (server.batch_submitted, server.batches_created) == (6, 1)
+
+
+def test_polls_back_off_and_each_prints_the_request_counts(server, tmp_path):
+    server.batch_polls = 5
+    waits: list[float] = []
+    lines: list[str] = []
+    results = label_sets_batched(make_sets(5), config_for(tmp_path, server),
+                                 options(poll_interval=1.0, max_poll_interval=2.0),
+                                 on_batch_progress=lambda counts: lines.append(counts.line()), sleep=waits.append)
+    assert [r.status for r in results] == ["labelled"] * 5
+    assert waits == [1.0, 1.5, 2.0, 2.0]
+    assert lines[0] == "1 batch: 1 of 5 requests done (1 succeeded, 0 errored, 0 expired, 0 canceled); next poll in 1 s"
+    assert lines[-1] == "1 batch: 5 of 5 requests done (5 succeeded, 0 errored, 0 expired, 0 canceled)"
+
+
+def test_an_endpoint_failing_while_polling_says_the_batches_are_kept(server, tmp_path):
+    server.batch_polls = 10**6
+    config = config_for(tmp_path, server)
+
+    def endpoint_fails(counts) -> None:
+        server.batch_reads_fail = error(503, "down for maintenance")
+
+    with pytest.raises(TeacherError, match=r"down for maintenance.*rerun the same command to go on polling them"):
+        label_sets_batched(make_sets(2), config, options(), on_batch_progress=endpoint_fails)
+    with ReplyCache(config.cache_path) as cache:
+        assert [s.batch_id for s in cache.open_submissions()] == ["msgbatch_fake_0000"]

@@ -55,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="send errored (server-side) or expired requests again in a new batch at most this "
                          "many times (default 2)")
     batches.add_argument("--poll-interval", type=float, default=10.0,
-                         help="seconds before the first poll; it grows 1.5x up to --max-poll-interval (default 10)")
+                         help="seconds between polls at first; the wait grows 1.5x while no batch ends, up to "
+                         "--max-poll-interval (default 10)")
     batches.add_argument("--max-poll-interval", type=float, default=300.0,
                          help="longest wait between polls, seconds (default 300)")
     batches.add_argument("--batch-size", type=int, default=100_000,

@@ -53,7 +53,8 @@ class BatchOptions:
         output: what the batches are for (the output file, a dataset); ``--cancel`` finds them by it.
         max_requests: most requests per batch (the API's limit by default).
         retries: how many more batches an errored or expired request may go into.
-        poll_interval: seconds before the first poll; it grows by ``backoff`` up to ``max_poll_interval``.
+        poll_interval: seconds between polls at first (the first poll follows the create at once); the
+            wait grows by ``backoff`` after each poll in which no batch ended, up to ``max_poll_interval``.
         max_poll_interval: longest wait between polls.
         backoff: factor by which the wait grows after a poll that found the batches still running.
         orphan_window: seconds before a lost submission's record within which its batch may have been created.
@@ -86,7 +87,7 @@ class BatchProgress:
     errored: int
     canceled: int
     expired: int
-    next_poll: float
+    next_poll: float | None  # seconds until the next poll; None: nothing left to poll
 
     @property
     def total(self) -> int:
@@ -98,9 +99,10 @@ class BatchProgress:
 
     def line(self) -> str:
         """One human line: ``2 batches: 1500 of 2000 requests done (1490 succeeded, 10 errored, ...)``."""
-        return (f"{self.batches} batch{'es' if self.batches != 1 else ''}: {self.done} of {self.total} requests done "
+        line = (f"{self.batches} batch{'es' if self.batches != 1 else ''}: {self.done} of {self.total} requests done "
                 f"({self.succeeded} succeeded, {self.errored} errored, {self.expired} expired, "
-                f"{self.canceled} canceled); next poll in {self.next_poll:.0f} s")
+                f"{self.canceled} canceled)")
+        return line if self.next_poll is None else f"{line}; next poll in {self.next_poll:.0f} s"
 
 
 BatchProgressCallback = Callable[[BatchProgress], None]
@@ -260,18 +262,21 @@ class _BatchRun:
             else:
                 self.to_submit.append(key)
         self.submit()
-        interval = self.options.poll_interval
+        wait: float | None = None
         while True:
             tokens = self.relevant_tokens()
             if not tokens and not self.suspects and not self.to_submit:
                 break
-            changed = self.poll(tokens, interval)
+            ended, totals = self.poll_or_explain(tokens)
             self.submit()
-            if not self.relevant_tokens() and not self.suspects:
-                continue
-            interval = self.options.poll_interval if changed else min(interval * self.options.backoff,
-                                                                      self.options.max_poll_interval)
-            self.sleep(interval)
+            waiting = bool(self.relevant_tokens() or self.suspects)
+            wait = self.options.poll_interval if wait is None or ended else min(wait * self.options.backoff,
+                                                                                 self.options.max_poll_interval)
+            if self.on_batch_progress is not None and (tokens or self.suspects):
+                self.on_batch_progress(BatchProgress(len(tokens) + len(self.suspects),
+                                                     next_poll=wait if waiting else None, **totals))
+            if waiting:
+                self.sleep(wait)
         for key in list(self.pending):  # cannot happen; but every set gets a result
             self.fail(key, "no batch holds its request; rerun")
 
@@ -339,8 +344,21 @@ class _BatchRun:
         self.cache.drop_submission(token)
         self.to_submit.extend(keys)
 
-    def poll(self, tokens: dict[str, str], interval: float) -> bool:
-        """Retrieve each batch once, collect those that ended; True when some ended."""
+    def poll_or_explain(self, tokens: dict[str, str]) -> tuple[bool, dict[str, int]]:
+        """:meth:`poll`, with an endpoint failure (after the SDK's retries) turned into a message."""
+        import anthropic
+
+        try:
+            return self.poll(tokens)
+        except anthropic.APIError as exc:
+            where = public_url(str(self.client.base_url))
+            raise TeacherError(
+                f"polling the batches at {where} failed ({type(exc).__name__}: {exc}); they are recorded in "
+                f"{self.config.cache_path}: rerun the same command to go on polling them, nothing is sent twice"
+            ) from None
+
+    def poll(self, tokens: dict[str, str]) -> tuple[bool, dict[str, int]]:
+        """Retrieve each batch once and collect those that ended; (whether some ended, summed request counts)."""
         totals = dict.fromkeys(("processing", "succeeded", "errored", "canceled", "expired"), 0)
         ended = False
         batches = self.client.messages.batches
@@ -363,9 +381,7 @@ class _BatchRun:
             elif token not in self.suspects.values() and any(s.token == token and s.batch_id is None
                                                               for s in self.cache.open_submissions()):
                 self.drop(token)  # no batch holds it: never created
-        if self.on_batch_progress is not None and (tokens or self.suspects):
-            self.on_batch_progress(BatchProgress(len(tokens) + len(self.suspects), next_poll=interval, **totals))
-        return ended
+        return ended, totals
 
     def is_ours(self, batch_id: str, token: str) -> bool:
         for entry in self.client.messages.batches.results(batch_id):

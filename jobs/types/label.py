@@ -15,7 +15,7 @@ Parameters (JSON):
 ``cache``          keep replies in the teacher cache (default true: a retry never pays twice)
 ``batch``          send the sets through the Message Batches API (half price, results within
                    24 hours; default false); needs the cache and no budget
-``poll_interval``  with ``batch``: seconds before the first poll of the batches (default 30;
+``poll_interval``  with ``batch``: seconds between polls of the batches at first (default 30;
                    it grows 1.5x up to 300)
 =================  ==========================================================================
 
