@@ -60,7 +60,8 @@ def report(tmp_path: Path) -> dict:
 
 
 def config_for(tmp_path: Path, server: FakeAnthropic, **overrides) -> TeacherConfig:
-    return TeacherConfig(base_url=server.url, cache_path=tmp_path / "cache.sqlite", max_retries=0, **overrides)
+    return TeacherConfig(**{"base_url": server.url, "cache_path": tmp_path / "cache.sqlite", "max_retries": 0,
+                            **overrides})
 
 
 def options(**overrides) -> BatchOptions:
@@ -290,3 +291,13 @@ def test_an_endpoint_failing_while_polling_says_the_batches_are_kept(server, tmp
         label_sets_batched(make_sets(2), config, options(), on_batch_progress=endpoint_fails)
     with ReplyCache(config.cache_path) as cache:
         assert [s.batch_id for s in cache.open_submissions()] == ["msgbatch_fake_0000"]
+
+
+def test_an_overloaded_create_is_tried_again_and_a_server_error_is_looked_up_first(server, tmp_path):
+    server.push_create(error(529), error(500))
+    waits: list[float] = []
+    results = label_sets_batched(make_sets(3), config_for(tmp_path, server, max_retries=3), options(),
+                                 sleep=waits.append)
+    assert [r.status for r in results] == ["labelled"] * 3 and [r.batch_attempts for r in results] == [1, 1, 1]
+    assert (server.batches_created, server.batch_submitted) == (1, 3)
+    assert waits[0] == 2.0 and "list" in server.batch_calls  # after the 500: was it created after all?

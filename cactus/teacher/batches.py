@@ -142,6 +142,8 @@ def label_sets_batched(
     if config.budget_usd is not None or config.budget_tokens is not None:
         raise TeacherError("budgets apply to interactive labelling only (a batch is billed when it ends); "
                            "leave out --budget-usd/--budget-tokens or --batch")
+    import anthropic
+
     run = _BatchRun(list(sets), config, options, on_progress, on_batch_progress, sleep)
     with ReplyCache(config.cache_path) as cache:
         run.cache = cache
@@ -152,7 +154,13 @@ def label_sets_batched(
             except MissingAPIKeyError:
                 raise MissingAPIKeyError(sum(len(v) for v in run.pending.values())) from None
             run.client = client
-            run.send_and_collect()
+            try:
+                run.send_and_collect()
+            except anthropic.APIError as exc:  # after the SDK's own retries
+                raise TeacherError(
+                    f"the Message Batches API at {public_url(str(client.base_url))} failed ({type(exc).__name__}: "
+                    f"{exc}); the batches are recorded in {config.cache_path}: rerun the same command to go on "
+                    "polling them, nothing is sent twice") from None
     return [r for r in run.results if r is not None]
 
 
@@ -267,7 +275,7 @@ class _BatchRun:
             tokens = self.relevant_tokens()
             if not tokens and not self.suspects and not self.to_submit:
                 break
-            ended, totals = self.poll_or_explain(tokens)
+            ended, totals = self.poll(tokens)
             self.submit()
             waiting = bool(self.relevant_tokens() or self.suspects)
             wait = self.options.poll_interval if wait is None or ended else min(wait * self.options.backoff,
@@ -308,20 +316,36 @@ class _BatchRun:
                         for cid, key in zip(custom_ids, chunk, strict=True)]
             try:
                 batch = client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
-            except anthropic.APIStatusError as exc:  # answered: no batch was created
-                self.cache.drop_submission(token)
-                where = public_url(str(self.client.base_url))
-                raise TeacherError(
-                    f"{where} refused to create a batch of {len(chunk)} requests ({exc.status_code}: {exc.message}); "
-                    "nothing of it was sent; check the key, --model and --base-url, then rerun") from None
+            except anthropic.APIStatusError as exc:
+                if exc.status_code in (429, 529):  # rate limited or overloaded: certainly not created
+                    self.cache.drop_submission(token)
+                    for key in chunk:
+                        self.attempts[key] -= 1
+                    self.to_submit.extend(chunk)
+                    self.count_create_failure(exc)
+                    self.sleep(min(60.0, 2.0 ** self.create_failures))
+                    continue
+                if exc.status_code < 500 and exc.status_code != 408:  # refused: not created
+                    self.cache.drop_submission(token)
+                    where = public_url(str(self.client.base_url))
+                    raise TeacherError(
+                        f"{where} refused to create a batch of {len(chunk)} requests ({exc.status_code}: "
+                        f"{exc.message}); nothing of it was sent; check the key, --model and --base-url, then rerun"
+                    ) from None
+                self.count_create_failure(exc)  # a server error: the batch may or may not exist
+                self.find_lost(token, time.time(), len(chunk))
+                continue
             except anthropic.APIError as exc:  # no answer: the batch may or may not exist
-                self.create_failures += 1
-                if self.create_failures > self.config.max_retries:
-                    raise TeacherError(f"could not create a batch {self.create_failures} times (the last: {exc}); "
-                                       "rerun later: batches already created are recorded") from None
+                self.count_create_failure(exc)
                 self.find_lost(token, time.time(), len(chunk))
                 continue
             self.cache.record_batch_id(token, batch.id)
+
+    def count_create_failure(self, exc: Exception) -> None:
+        self.create_failures += 1
+        if self.create_failures > self.config.max_retries:
+            raise TeacherError(f"could not create a batch {self.create_failures} times (the last: {exc}); rerun "
+                               "later: the batches already created are recorded and will be polled") from None
 
     def find_lost(self, token: str, created: float, n_requests: int) -> None:
         """Look for the batch of a submission whose id was never recorded; drop it if there is none."""
@@ -342,20 +366,10 @@ class _BatchRun:
         """Forget a submission that no batch holds; its requests go into the next batch."""
         keys = [key for key, _attempt in self.cache.submission_requests(token).values()]
         self.cache.drop_submission(token)
+        for key in keys:
+            if self.attempts.get(key):  # counted when this run submitted it: it never went out
+                self.attempts[key] -= 1
         self.to_submit.extend(keys)
-
-    def poll_or_explain(self, tokens: dict[str, str]) -> tuple[bool, dict[str, int]]:
-        """:meth:`poll`, with an endpoint failure (after the SDK's retries) turned into a message."""
-        import anthropic
-
-        try:
-            return self.poll(tokens)
-        except anthropic.APIError as exc:
-            where = public_url(str(self.client.base_url))
-            raise TeacherError(
-                f"polling the batches at {where} failed ({type(exc).__name__}: {exc}); they are recorded in "
-                f"{self.config.cache_path}: rerun the same command to go on polling them, nothing is sent twice"
-            ) from None
 
     def poll(self, tokens: dict[str, str]) -> tuple[bool, dict[str, int]]:
         """Retrieve each batch once and collect those that ended; (whether some ended, summed request counts)."""
