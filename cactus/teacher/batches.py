@@ -260,7 +260,7 @@ class _BatchRun:
 
     def send_and_collect(self) -> None:
         """Find lost submissions, submit what is not in a batch yet, then poll until every set has a result."""
-        for submission in self.cache.open_submissions():
+        for submission in self.cache.open_submissions(self.options.output):  # another output's may be in flight
             if submission.batch_id is None and submission.model == self.config.model:
                 self.find_lost(submission.token, submission.created, submission.n_requests)
         in_batches = self.cache.open_requests()
@@ -286,7 +286,8 @@ class _BatchRun:
             if waiting:
                 self.sleep(wait)
         for key in list(self.pending):  # cannot happen; but every set gets a result
-            self.fail(key, "no batch holds its request; rerun")
+            self.fail(key, "its request is in a batch whose id was never recorded (another output's run, killed "
+                           "while creating it); run that command again first, then this one")
 
     def relevant_tokens(self) -> dict[str, str]:
         """Token -> batch id of the open, created batches holding a request this run waits for."""
