@@ -120,3 +120,15 @@ def test_load_the_demo_and_delete_a_dataset(app_env):
     at.checkbox(key="data_delete_sure").check().run()
     at.button(key="data_delete").click().run()
     assert datasets(app_env) == [] and set_count(app_env) == 0
+
+
+def test_a_saved_dataset_of_20_sets_or_more_may_be_labelled_through_batches(app_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    at = upload(open_app("data"), "tiny-sets.jsonl", tiny_sets_jsonl(tmp_path / "ds"))
+    at.button(key="data_save").click().run()
+    at.checkbox(key="data_label_batch").check().run()
+    at.button(key="data_label").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        (job,) = list_jobs(session)
+    assert job.type == "label" and job.params == {"dataset_id": datasets(app_env)[0].id, "sets": "missing",
+                                                  "batch": True}

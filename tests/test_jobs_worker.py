@@ -259,6 +259,39 @@ def test_label_job_resumes_only_the_sets_still_missing(store_url, tmp_path, work
         assert get_set(session, first).teacher.producer == "earlier run"
 
 
+def test_label_job_through_batches_reports_the_batch_counts(store_url, tmp_path, workers):
+    with session_scope(store_url) as session:
+        dataset = create_dataset(session, "batched", "products")
+        import_sets(session, dataset.id, product_sets(4))
+    job_id = queue(store_url, "label", {"dataset_id": dataset.id, "batch": True, "poll_interval": 0.2})
+    with FakeAnthropic() as server:
+        server.batch_polls = 4
+        workers.append(start_worker(store_url, tmp_path, "--once", ANTHROPIC_BASE_URL=server.url,
+                                    ANTHROPIC_API_KEY="k", XDG_DATA_HOME=str(tmp_path / "data")))
+        polling = wait_for(lambda: "requests done" in (j := job(store_url, job_id)).message and j,
+                           what="progress from the batch counts")
+        assert 0 < polling.progress < 1 and "1 batch:" in polling.message
+        assert workers[0].wait(60) == 0
+    done = job(store_url, job_id)
+    assert done.status == "succeeded", (done.error, done.log_tail)
+    assert (done.result["labelled"], done.result["batched"]) == (4, 4)
+    assert done.metrics["batch_requests"] == 4 and "through the Message Batches API" in done.log_tail
+    assert (server.batch_submitted, server.count) == (4, 0)
+    with session_scope(store_url, readonly=True) as session:
+        assert all(get_set(session, s.id).teacher is not None for s in list_sets(session, dataset.id).items)
+
+
+def test_label_job_refuses_batch_without_the_cache_or_with_a_budget():
+    from jobs.base import JobParamsError
+    from jobs.types.label import parse_params
+
+    with pytest.raises(JobParamsError, match="batch needs the cache"):
+        parse_params({"dataset_id": 1, "batch": True, "cache": False})
+    with pytest.raises(JobParamsError, match="budgets apply"):
+        parse_params({"dataset_id": 1, "batch": True, "budget_usd": 1})
+    assert parse_params({"dataset_id": 1, "batch": True}).poll_interval == 30.0
+
+
 def test_max_jobs_stops_the_worker_after_that_many(store_url, tmp_path, workers):
     ids = [queue(store_url, "test.steps", {"steps": 1}) for _ in range(3)]
     workers.append(start_worker(store_url, tmp_path, "--max-jobs", "2"))

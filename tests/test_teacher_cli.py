@@ -190,7 +190,10 @@ def test_invalid_input_lines_stop_the_run_or_are_reported(server, tmp_path, caps
     assert len(report["skipped_input_lines"]) == 1 and "at least 2 entities" in report["skipped_input_lines"][0]
 
 
-def test_a_killed_run_resumes_without_paying_twice_for_what_it_cached(tmp_path, monkeypatch):
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_killed_run_resumes_without_paying_twice_for_what_it_cached(tmp_path, monkeypatch, concurrency):
+    """kill -9 mid-run: every reply that arrived is in the cache (written before it is parsed); only requests
+    still in flight are sent again."""
     n = 6
     sets = write_input(tmp_path / "sets.jsonl", n)
     out = tmp_path / "labelled.jsonl"
@@ -201,7 +204,7 @@ def test_a_killed_run_resumes_without_paying_twice_for_what_it_cached(tmp_path, 
         code = "import sys, cactus.cli as c; c.COMMANDS = ('label',); sys.exit(c.main(sys.argv[1:]))"
         proc = subprocess.Popen(
             [sys.executable, "-c", code, "label", str(sets), "--out", str(out), "--no-progress",
-             "--concurrency", "1"],
+             "--concurrency", str(concurrency)],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 30
@@ -224,6 +227,8 @@ def test_a_killed_run_resumes_without_paying_twice_for_what_it_cached(tmp_path, 
             cached = db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
         assert 2 <= cached < n
         sent_before = server.count
+        answered = set(server.prompts[:sent_before])
         assert cactus.cli.main(["label", str(sets), "--out", str(out), "--no-progress", "--concurrency", "1"]) == 0
         assert server.count - sent_before == n - cached  # only the prompts with no cached reply
+        assert len(answered) <= cached + concurrency  # what was re-sent had been in flight at the kill
     assert len(read_sets(out, require_labels=True).sets) == n

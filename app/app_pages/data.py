@@ -118,6 +118,10 @@ def save_form(parsed: ParsedUpload) -> None:
     st.rerun()
 
 
+BATCH_OFFER_SETS = 20
+"""From this many sets on, the teacher may be asked through the Message Batches API."""
+
+
 def saved_message() -> None:
     saved = st.session_state.get("data_saved")
     if not saved:
@@ -128,9 +132,13 @@ def saved_message() -> None:
     with st.container(horizontal=True):
         chrome.link_to("review", "Review them")
         if state.teacher_key_set():
+            batch = sets >= BATCH_OFFER_SETS and st.checkbox(
+                "through the Message Batches API (half price, slower)", key="data_label_batch",
+                help="The sets go to Claude in one batch, billed at half price; results come within 24 hours "
+                     "(usually much sooner), and the job keeps polling until they do.")
             if st.button("Ask the teacher to cluster them", icon=":material/psychology:", key="data_label"):
-                job = state.queue_job(
-                    lambda session: enqueue(session, "label", {"dataset_id": dataset_id, "sets": "missing"}))
+                params = {"dataset_id": dataset_id, "sets": "missing", **({"batch": True} if batch else {})}
+                job = state.queue_job(lambda session: enqueue(session, "label", params))
                 if job is not None:
                     st.session_state["data_label_job"] = job.id
         else:

@@ -17,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(OUT.report.json) lists every set not labelled, with the raw reply, and every dropped entity. Replies "
         "are cached by (model, prompt), so rerunning the same command after a crash, an interrupt or a budget "
         "stop resumes without paying twice. The API key is read from ANTHROPIC_API_KEY only and never stored. "
+        "With --batch the sets go through the Message Batches API (half price, results within 24 hours); the "
+        "batches are recorded in the cache, so an interrupted run rerun with the same command polls them instead of "
+        "sending again, and --cancel cancels them. "
         "Exit status: 0 when every set was answered or skipped on purpose, 1 when some request failed, "
         "2 on bad input.",
     )
@@ -41,6 +44,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="retries with backoff on 429/5xx/overloaded/timeouts (default 4)")
     requests.add_argument("--max-set-size", type=int, default=300,
                           help="refuse sets with more entities than this, with a message (default 300)")
+    batches = parser.add_argument_group("Message Batches API")
+    batches.add_argument("--batch", action="store_true",
+                         help="send the sets through the Message Batches API: half the price, results within 24 "
+                         "hours; rerun the same command after an interrupt to keep polling the same batches")
+    batches.add_argument("--cancel", action="store_true",
+                         help="cancel the open batches of OUT and exit (a later --batch run collects what they "
+                         "finished)")
+    batches.add_argument("--batch-retries", type=int, default=2,
+                         help="send errored (server-side) or expired requests again in a new batch at most this "
+                         "many times (default 2)")
+    batches.add_argument("--poll-interval", type=float, default=10.0,
+                         help="seconds between polls at first; the wait grows 1.5x while no batch ends, up to "
+                         "--max-poll-interval (default 10)")
+    batches.add_argument("--max-poll-interval", type=float, default=300.0,
+                         help="longest wait between polls, seconds (default 300)")
+    batches.add_argument("--batch-size", type=int, default=100_000,
+                         help="most requests per batch (default 100000, the API's limit)")
     cost = parser.add_argument_group("cost")
     cost.add_argument("--budget-usd", type=float, help="stop sending once about this many dollars were spent")
     cost.add_argument("--budget-tokens", type=int, help="stop sending once this many tokens were used")
@@ -98,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         cache_path=None if args.no_cache else (args.cache or default_cache_path(args.out)),
         retry_discarded=args.retry_discarded,
     )
+    if args.cancel:
+        return cancel(args, config)
     loaded = read_sets(args.sets, skip_invalid=args.skip_invalid)
     for skipped in loaded.skipped:
         print(skipped, file=sys.stderr)
@@ -113,10 +135,17 @@ def run(args: argparse.Namespace) -> int:
             bar.write(f"{result.status}: {result.error}", file=sys.stderr)
 
     try:
-        results = label_sets(loaded.sets, config, on_progress=progress)
+        if args.batch:
+            results = label_batched(args, config, loaded.sets, progress, bar)
+        else:
+            results = label_sets(loaded.sets, config, on_progress=progress)
     except KeyboardInterrupt:
         bar.close()
-        print("stopped: replies received so far are cached; rerun the same command to resume", file=sys.stderr)
+        if args.batch:
+            print("stopped: the batches keep running at Anthropic and are recorded in the cache; rerun the same "
+                  "command to collect them without sending again, or add --cancel to cancel them", file=sys.stderr)
+        else:
+            print("stopped: replies received so far are cached; rerun the same command to resume", file=sys.stderr)
         raise
     bar.close()
 
@@ -133,4 +162,35 @@ def run(args: argparse.Namespace) -> int:
     if summary["failed"]:
         print(f"{summary['failed']} sets failed (reasons in the report); rerun to retry them", file=sys.stderr)
         return 1
+    return 0
+
+
+def batch_output(args: argparse.Namespace) -> str:
+    """What this output's batches are recorded under in the cache."""
+    return str(args.out.resolve())
+
+
+def label_batched(args: argparse.Namespace, config, sets, progress, bar) -> list:
+    """``label_sets_batched`` with the command's options and a progress line per poll."""
+    from cactus.teacher.batches import BatchOptions, label_sets_batched
+
+    options = BatchOptions(output=batch_output(args), max_requests=args.batch_size, retries=args.batch_retries,
+                           poll_interval=args.poll_interval, max_poll_interval=args.max_poll_interval)
+
+    def batch_progress(counts) -> None:
+        bar.write(counts.line(), file=sys.stderr)
+
+    return label_sets_batched(sets, config, options, on_progress=progress, on_batch_progress=batch_progress)
+
+
+def cancel(args: argparse.Namespace, config) -> int:
+    """``--cancel``: cancel the open batches recorded for OUT."""
+    from cactus.teacher.batches import cancel_batches
+
+    cancelled = cancel_batches(config, batch_output(args))
+    if not cancelled:
+        print(f"no open batches for {args.out}")
+    else:
+        print(f"cancelled {len(cancelled)} batch(es) for {args.out}: {', '.join(cancelled)}; run the same command "
+              "with --batch to collect what they finished (already paid) and send the rest again")
     return 0

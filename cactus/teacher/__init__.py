@@ -33,6 +33,11 @@ called by the job worker and the app through this API:
   ``(reply_text, entity_texts, *, match_cutoff=0.8) -> ParsedClustering`` (pure, no network; raises
   :class:`ReplyParseError` for a reply with no clustering in it).
 - :func:`summarize`, :func:`build_report`, :func:`write_report`: the run's summary and sidecar report.
+- :func:`label_sets_batched` ``(sets, config, BatchOptions(output=...), *, on_progress=None,
+  on_batch_progress=None, api_key=None)``: the same results through the Message Batches API (half
+  price; ``TeacherResult.batch`` set), with each batch recorded in the cache before it is created so
+  a rerun resumes polling; :func:`cancel_batches` ``(config, output)`` cancels an output's open batches
+  (see :mod:`cactus.teacher.batches`).
 
 Errors: :class:`TeacherError` (a :class:`cactus.errors.CactusError`) and its subclasses
 :class:`MissingAPIKeyError`, :class:`ReplyParseError` and :class:`TeacherRequestError` (one request
@@ -43,6 +48,7 @@ The cache (:class:`ReplyCache`, SQLite) stores every reply received, parseable o
 is read from ``ANTHROPIC_API_KEY`` only and never written to the cache, a report, a log or an error.
 """
 
+from cactus.teacher.batches import BatchOptions, BatchProgress, cancel_batches, label_sets_batched
 from cactus.teacher.cache import ReplyCache
 from cactus.teacher.client import Reply, TeacherRequestError, make_client, request_clustering
 from cactus.teacher.config import (
@@ -64,6 +70,8 @@ __all__ = [
     "DEFAULT_MODEL",
     "PRICES_PER_MTOK",
     "STATUSES",
+    "BatchOptions",
+    "BatchProgress",
     "MissingAPIKeyError",
     "ParsedClustering",
     "Reply",
@@ -75,11 +83,13 @@ __all__ = [
     "TeacherResult",
     "build_prompt",
     "build_report",
+    "cancel_batches",
     "default_cache_path",
     "default_model",
     "format_summary",
     "interpret_reply",
     "label_sets",
+    "label_sets_batched",
     "lookup_price",
     "make_client",
     "parse_reply",

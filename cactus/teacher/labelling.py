@@ -59,6 +59,8 @@ class TeacherResult:
         invented_texts: the invented member lines themselves.
         duplicates: how many entities the reply listed more than once (the first place is kept).
         approximate: ``(member text, entity id, similarity)`` of members matched inexactly.
+        batch: the reply came through the Message Batches API (billed at the batch discount).
+        batch_attempts: how many batches the set's request went into (more than 1: retried).
     """
 
     set_id: str
@@ -77,6 +79,8 @@ class TeacherResult:
     invented_texts: list[str] = field(default_factory=list)
     duplicates: int = 0
     approximate: list[tuple[str, str, float]] = field(default_factory=list)
+    batch: bool = False
+    batch_attempts: int = 0
 
     @property
     def billed(self) -> bool:
@@ -101,6 +105,8 @@ class TeacherResult:
             "cached": self.cached,
             "model": self.model,
             "stop_reason": self.stop_reason,
+            "batch": self.batch,
+            "batch_attempts": self.batch_attempts,
         }
         if keep_reply:
             row["raw_reply"] = self.raw_reply

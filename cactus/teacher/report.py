@@ -19,7 +19,7 @@ from cactus.teacher.labelling import STATUSES, TeacherResult
 
 COST_NOTE = (
     f"estimate from list prices per million tokens (table checked {PRICES_CHECKED}, or --price-in/--price-out); "
-    "the invoice is the authority"
+    "replies through the Message Batches API at half that price; the invoice is the authority"
 )
 
 
@@ -32,6 +32,8 @@ def summarize(results: Sequence[TeacherResult], config: TeacherConfig) -> dict[s
         "sets": len(results),
         **counts,
         "cached": sum(r.cached for r in results),
+        "batched": sum(r.batch for r in results),
+        "batch_retried": sum(r.batch_attempts > 1 for r in results),
         "entities_dropped": sum(len(r.dropped_entity_ids) for r in results if r.status == "labelled"),
         "invented": sum(r.invented for r in results),
         "requests_billed": len(billed),
@@ -53,6 +55,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{summary['skipped_budget']} skipped for budget, {summary['refused_size']} refused as too large",
         f"{summary['entities_dropped']} entities dropped from labelled sets, {summary['invented']} invented "
         "members ignored",
+        *([f"{summary['batched']} sets through the Message Batches API (half price), "
+           f"{summary['batch_retried']} of them retried in a later batch"] if summary.get("batched") else []),
         f"this run: {summary['requests_billed']} requests, {summary['input_tokens']} input + "
         f"{summary['output_tokens']} output tokens, cost {cost}",
     ]

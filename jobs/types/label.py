@@ -13,7 +13,15 @@ Parameters (JSON):
 ``budget_tokens``  stop sending once this many tokens were used
 ``max_set_size``   refuse larger sets (default: the teacher's)
 ``cache``          keep replies in the teacher cache (default true: a retry never pays twice)
+``batch``          send the sets through the Message Batches API (half price, results within
+                   24 hours; default false); needs the cache and no budget
+``poll_interval``  with ``batch``: seconds between polls of the batches at first (default 30;
+                   it grows 1.5x up to 300)
 =================  ==========================================================================
+
+With ``batch``, the batches are recorded in the teacher cache before they are created, so a job run
+again after its worker died polls the same batches instead of sending the sets again; its progress
+follows the batches' request counts.
 
 Each labelled set is stored at once as a "teacher" clustering, so a job that dies part-way and is run
 again (with ``sets: "missing"``) only asks for the rest. Entities the reply left out stay in the
@@ -46,12 +54,14 @@ class LabelParams:
     budget_tokens: int | None = None
     max_set_size: int | None = None
     cache: bool = True
+    batch: bool = False
+    poll_interval: float = 30.0
 
 
 def parse_params(raw: Mapping[str, Any]) -> LabelParams:
     """Check the label job's parameters (see the module doc)."""
     known = {"dataset_id", "sets", "set_ids", "model", "concurrency", "budget_usd", "budget_tokens",
-             "max_set_size", "cache"}
+             "max_set_size", "cache", "batch", "poll_interval"}
     refuse_unknown("label", raw, known)
     dataset_id = integer("label", raw, "dataset_id", required=True)
     assert dataset_id is not None
@@ -67,12 +77,21 @@ def parse_params(raw: Mapping[str, Any]) -> LabelParams:
                                    or budget_usd < 0):
         raise JobParamsError(f"label: budget_usd must be a number of dollars, got {budget_usd!r}")
     cache = boolean("label", raw, "cache", True)
+    batch = boolean("label", raw, "batch", False)
+    poll_interval = raw.get("poll_interval", 30.0)
+    if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or not 0 <= poll_interval <= 300:
+        raise JobParamsError(f"label: poll_interval must be a number of seconds in [0, 300], got {poll_interval!r}")
+    if batch and not cache:
+        raise JobParamsError("label: batch needs the cache (it records the batches); leave cache true")
+    if batch and (budget_usd is not None or raw.get("budget_tokens") is not None):
+        raise JobParamsError("label: budgets apply to requests sent one by one, not to batch (billed when it ends)")
     return LabelParams(
         dataset_id=dataset_id, sets=which, set_ids=set_ids, model=model,
         concurrency=integer("label", raw, "concurrency", default=4),
         budget_usd=float(budget_usd) if budget_usd is not None else None,
         budget_tokens=integer("label", raw, "budget_tokens", minimum=0),
-        max_set_size=integer("label", raw, "max_set_size", minimum=2), cache=cache,
+        max_set_size=integer("label", raw, "max_set_size", minimum=2), cache=cache, batch=batch,
+        poll_interval=float(poll_interval),
     )
 
 
@@ -97,6 +116,7 @@ def run(ctx: JobContext, params: LabelParams) -> dict[str, Any]:
     from sqlalchemy import select
 
     from cactus.teacher import TeacherConfig, default_cache_path, label_sets
+    from cactus.teacher.batches import BatchOptions, label_sets_batched
     from db.clusterings import add_clustering
     from db.datasets import get_dataset
     from db.models import SetRow
@@ -145,7 +165,8 @@ def run(ctx: JobContext, params: LabelParams) -> dict[str, Any]:
     by_name = {entity_sets[i].id: i for i in ids}
     counts: Counter[str] = Counter()
     spent = 0.0
-    ctx.log(f"labelling {len(ids)} set(s) of {dataset.name!r} with {config.model}")
+    how = " through the Message Batches API" if params.batch else ""
+    ctx.log(f"labelling {len(ids)} set(s) of {dataset.name!r} with {config.model}{how}")
     ctx.progress(0.0, f"0/{len(ids)} sets")
 
     def on_progress(done: int, total: int, result: Any) -> None:
@@ -170,9 +191,23 @@ def run(ctx: JobContext, params: LabelParams) -> dict[str, Any]:
         ctx.progress(done / total, f"{done}/{total} sets, {counts['labelled']} labelled")
         ctx.metrics(labelled=counts["labelled"], not_labelled=done - counts["labelled"], cost_usd=round(spent, 6))
 
-    results = label_sets([entity_sets[i] for i in ids], config, on_progress=on_progress)
+    def on_batch_progress(counts: Any) -> None:
+        ctx.progress(counts.done / max(1, counts.total), counts.line())
+        ctx.metrics(batch_requests_done=counts.done, batch_requests=counts.total, batch_errored=counts.errored,
+                    batch_expired=counts.expired)
+
+    chosen_sets = [entity_sets[i] for i in ids]
+    if params.batch:
+        options = BatchOptions(output=f"store dataset {dataset.id}", poll_interval=params.poll_interval,
+                               max_poll_interval=max(params.poll_interval, 300.0))
+        results = label_sets_batched(chosen_sets, config, options, on_progress=on_progress,
+                                     on_batch_progress=on_batch_progress)
+    else:
+        results = label_sets(chosen_sets, config, on_progress=on_progress)
     summary = {"sets": len(results), **{status: counts[status] for status in sorted(counts)},
                "cost_usd": round(spent, 6)}
+    if params.batch:
+        summary["batched"] = sum(r.batch for r in results)
     if counts["labelled"] == 0:
         first = next((r.error for r in results if r.error), "no reason given")
         raise JobError(f"the teacher labelled none of the {len(results)} set(s); the first problem: {first}")
