@@ -73,6 +73,11 @@ def test_review_shows_the_three_clusterings_their_agreement_and_the_heatmap(app_
     rects = [s for s in outlined["layout"]["shapes"] if s["type"] == "rect"]
     assert len(rects) == len(detail.reference.clusters)
 
+    # clicking the selected option again deselects it: the control falls back to the first clustering shown
+    at.segmented_control(key="review_outline").set_value(None).run()
+    assert at.segmented_control(key="review_outline").value == "teacher"
+    assert at.segmented_control(key="review_mode").options == ["SIA (as trained)", "NIA"]  # short: fits at 1440 px
+
 
 def set_model_disagreement(url: str, seeded, agreeing: int) -> None:
     """Give the first ``agreeing`` sets a model clustering equal to the teacher's, the others one that disagrees on

@@ -133,14 +133,24 @@ def heatmap(detail: SetDetail, shown: dict[str, cluster_cards.Shown], model: Mod
     other = "nia" if model.mode != "nia" else "sia"
     left, right = st.columns(2)
     outline_options = [s for s in cluster_cards.CARD_ORDER if s in shown]
-    outline = left.segmented_control("Order and outline by", outline_options, key="review_outline",
-                                     default=outline_options[0] if outline_options else None,
-                                     format_func=lambda s: cluster_cards.SOURCE_TITLES[s])
+    outline = None
+    if outline_options:
+        # a clustering that appears (e.g. after "Predict with the model") or a click on the selected option must
+        # not leave the control with nothing selected: fall back to the first clustering shown
+        if st.session_state.get("review_outline") not in outline_options:
+            st.session_state["review_outline"] = outline_options[0]
+        outline = left.segmented_control("Order and outline by", outline_options, key="review_outline",
+                                         format_func=lambda s: cluster_cards.SOURCE_TITLES[s])
+    else:
+        left.caption("No clustering of this set yet: the heatmap is ordered and outlined by the model's own clusters "
+                     "at its threshold.")
+    if st.session_state.get("review_mode") not in (model.mode, other):
+        st.session_state["review_mode"] = model.mode
     mode = right.segmented_control("Embeddings of the same model", [model.mode, other], key="review_mode",
-                                   default=model.mode, format_func=lambda m: MODE_NAMES.get(m, m) + (
-                                       " (as trained)" if m == model.mode else ""),
-                                   help="The paper's case study (Figure 5): the same weights with and without "
-                                        "attention between the entities of the set.") or model.mode
+                                   format_func=lambda m: m.upper() + (" (as trained)" if m == model.mode else ""),
+                                   help=" · ".join(f"{m.upper()}: {MODE_NAMES.get(m, m)}" for m in (model.mode, other))
+                                   + ". The paper's case study (Figure 5): the same weights with and without "
+                                     "attention between the entities of the set.") or model.mode
     try:
         with st.spinner("Computing similarities…"):
             sims = {m: state.similarity(model.checkpoint, tuple(detail.texts), m) for m in (model.mode, other)}
