@@ -92,6 +92,7 @@ def launch(params: dict[str, Any], summary: LabelSummary) -> None:
     if job is None:
         return
     st.session_state["train_job"] = job.id
+    st.session_state["train_watch"] = job.id  # follow the job just launched, not the one followed before
     st.toast(f"Queued finetune job {job.id}")
 
 
