@@ -64,6 +64,13 @@ def test_an_invalid_line_is_named_and_nothing_is_saved(app_env, tmp_path):
     assert not [b for b in at.button if b.key == "data_save"]
     assert set_count(app_env) == 0
 
+    data += b'{"id": "cut", "entities": [{"id": "a", "text": "gl\n'  # a second problem: all are listed
+    at = upload(open_app("data"), "sets.jsonl", data)
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("**2 problems in sets.jsonl**") and "nothing was saved" in error
+    assert "- sets.jsonl:5: field 'clusters[0]" in error and f"- sets.jsonl:{len(good) + 1}: invalid JSON" in error
+    assert set_count(app_env) == 0
+
 
 def test_a_conflicting_save_stores_nothing(app_env, tmp_path):
     data = tiny_sets_jsonl(tmp_path / "ds")

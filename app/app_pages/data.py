@@ -62,6 +62,12 @@ def choose_input() -> ParsedUpload | None:
             st.info("Choose a file to preview its sets. Nothing is saved until you press **Save**.")
             return None
         return read_upload(upload.name, upload.getvalue())
+    except uploads.UploadProblems as exc:
+        shown = "\n".join(f"- {problem}" for problem in exc.problems[:50])
+        more = f"\n\n... and {len(exc.problems) - 50} more." if len(exc.problems) > 50 else ""
+        st.error(f"**{len(exc.problems)} problems in {exc.path}**; fix them and try again, nothing was saved:\n\n"
+                 f"{shown}{more}", icon=":material/error:")
+        return None
     except DataError as exc:
         st.error(f"**{exc}**\n\nFix this and try again; nothing was saved.", icon=":material/error:")
         return None
