@@ -79,8 +79,12 @@ def test_evaluate_reports_models_and_baselines(app_env, tiny_model, tiny_bert, t
         rows = get_job(session, job.id).result["rows"]
     for row in rows:  # every row carries its 95% bootstrap interval over the scored sets
         assert row["ci95"]["AMI"][0] <= row["AMI"] <= row["ci95"]["AMI"][1], row
+    with session_scope(app_env, readonly=True) as session:
+        notes = get_job(session, job.id).result["notes"]
+    assert any("the test split has only" in n for n in notes), notes  # 24 sets in all: a small test split
     at.run()
     page = texts_of(at)
+    assert any("the test split has only" in w.value for w in at.warning)
     for method in ("tiny-sia", "K-Means", "Spectral", "Agglomerative"):
         assert f"| {method} |" in page
     assert "**" in page.split("| tiny-sia |")[1]  # the best of some column is bold

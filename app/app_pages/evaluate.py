@@ -42,6 +42,8 @@ def report(info: JobInfo) -> None:
         return
     st.markdown(f"**{result.get('dataset', '')}**: {result.get('sets')} {result.get('split')} sets · job {info.id} · "
                 f"{info.finished_at.astimezone().strftime('%Y-%m-%d %H:%M') if info.finished_at else ''}")
+    for note in result.get("notes") or []:
+        st.warning(note, icon=":material/info:")
     score_tables.score_table(rows)
     st.plotly_chart(charts.score_bars(rows), key=f"evaluate_bars_{info.id}")
 

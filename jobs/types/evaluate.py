@@ -73,11 +73,14 @@ def run(ctx: JobContext, params: EvaluateParams) -> dict[str, Any]:
             models = [active] if active is not None else []
         else:
             models = [get_model(session, i) for i in params.model_ids]
-        export_labels(session, dataset.id, data_dir, human=params.human)
+        exported = export_labels(session, dataset.id, data_dir, human=params.human)
     if not models and not params.baselines:
         raise JobError("evaluate: no model is active and baselines are off: nothing to score")
     data = read_dataset(data_dir)
     sets = data[params.split]
+    notes = split_notes(exported.newly_assigned, len(data["val"]), len(sets), params.split)
+    for note in notes:
+        ctx.log(note)
     rows: list[dict[str, Any]] = []
     steps = len(models) + (1 if params.baselines else 0)
     for index, model in enumerate(models):
@@ -97,7 +100,25 @@ def run(ctx: JobContext, params: EvaluateParams) -> dict[str, Any]:
         rows.extend(report["rows"])
     ctx.metrics(rows=rows)
     ctx.progress(1.0, f"scored {len(rows)} methods on {len(sets)} {params.split} sets")
-    return {"rows": rows, "sets": len(sets), "split": params.split, "dataset": dataset.name}
+    return {"rows": rows, "sets": len(sets), "split": params.split, "dataset": dataset.name, "notes": notes}
+
+
+def split_notes(newly_assigned: Mapping[str, int], val_sets: int, scored_sets: int, split: str) -> list[str]:
+    """What an evaluation must say about its splits: sets given a split now, and splits too small to lean on."""
+    from cactus.evaluation.intervals import few_sets_warning
+
+    notes = []
+    if any(newly_assigned.values()):
+        counts = ", ".join(f"{n} to {name}" for name, n in newly_assigned.items() if n)
+        notes.append(f"{sum(newly_assigned.values())} labelled set(s) had no split and were given one now ({counts}); "
+                     "the dataset keeps these splits, so later evaluations and trainings use the same ones")
+    for what, count in ((f"the {split} split", scored_sets), ("the validation split", val_sets)):
+        if what == "the validation split" and split == "val":
+            continue
+        warning = few_sets_warning(count, what)
+        if warning:
+            notes.append(warning.removeprefix("warning: "))
+    return notes
 
 
 JOB_TYPE = JobType(name="evaluate", summary="score models and baselines on a dataset's test split", run=run,
