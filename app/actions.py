@@ -6,8 +6,10 @@ the store's errors into messages.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,3 +65,21 @@ def mode_outcomes(similarities: dict[str, np.ndarray], threshold: float, against
         score = agreement(against, clusters, size)["ARI"] if against is not None else None
         out.append(ModeOutcome(mode, clusters, score))
     return out
+
+
+def delete_model_files(session: Session, model: ModelInfo, url: str) -> str:
+    """Remove ``model`` from the registry and, when its checkpoint lies in the store's artifacts folder, its files.
+
+    A checkpoint elsewhere (a folder the user pointed to) is left on disk. Returns what was done, in words.
+    """
+    from db import delete_model
+    from db.artifacts import artifacts_dir
+
+    delete_model(session, model.id)
+    checkpoint = Path(model.checkpoint).resolve()
+    home = artifacts_dir(url).resolve()
+    if home not in checkpoint.parents:
+        return f"Deleted {model.name!r} from the registry; its files at {checkpoint} are outside {home} and were left."
+    if checkpoint.is_dir():
+        shutil.rmtree(checkpoint)
+    return f"Deleted {model.name!r} and its files ({checkpoint})."

@@ -99,3 +99,26 @@ def test_evaluate_reports_models_and_baselines(app_env, tiny_model, tiny_bert, t
 def test_models_page_without_models(app_env):
     at = open_app("models")
     assert "No model is registered yet" in texts_of(at)
+
+
+def test_deleting_a_model_removes_its_files_only_inside_the_stores_artifacts(app_env, tiny_model, tmp_path):
+    import shutil
+
+    from db import list_models
+
+    inside = tmp_path / "store-artifacts" / "jobs" / "1-x" / "model"  # where a finetune job of this store writes
+    shutil.copytree(tiny_model, inside)
+    card = read_card(tiny_model)
+    with session_scope(app_env) as session:
+        ids = {name: register_model(session, name=name, checkpoint=str(folder), backbone=card.backbone,
+                                    mode=card.mode, loss=card.loss, threshold=card.threshold).id
+               for name, folder in (("inside", inside), ("outside", tiny_model))}
+    at = open_app("models")
+    for name in ("inside", "outside"):
+        at.selectbox(key="models_choice").set_value(ids[name]).run()
+        assert at.button(key="models_delete").disabled
+        at.checkbox(key=f"models_delete_sure_{ids[name]}").check().run()
+        at.button(key="models_delete").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        assert list_models(session) == []
+    assert not inside.exists() and tiny_model.exists()  # a folder the user pointed to stays

@@ -82,6 +82,19 @@ def predict_panel(model: ModelInfo) -> None:
         job_monitor.job_monitor(st.session_state["models_predict_job"], key="models_predict")
 
 
+def delete_panel(model: ModelInfo) -> None:
+    with st.expander("Delete this model"):
+        st.caption("Removes it from the registry with its stored clusterings. Its checkpoint folder is deleted too "
+                   "when it lies in the store's artifacts folder (a folder you pointed to yourself is left on disk).")
+        sure = st.checkbox(f"Yes, delete {model.name!r} and its files", key=f"models_delete_sure_{model.id}")
+        if st.button("Delete", key="models_delete", disabled=not sure, icon=":material/delete:"):
+            with state.writing() as session:
+                done = actions.delete_model_files(session, model, state.db_url())
+            st.session_state.pop("models_choice", None)
+            st.toast(done)
+            st.rerun()
+
+
 def stored_agreement(dataset_id: int, a: ModelInfo, b: ModelInfo) -> dict[str, Any] | None:
     """Mean ARI/AMI between the two models' stored clusterings of the dataset's sets that both clustered."""
     def load(session):
@@ -152,5 +165,6 @@ chosen = st.selectbox("Model", list(by_id), key="models_choice",
                       format_func=lambda i: ("● " if by_id[i].active else "") + by_id[i].name)
 model_details(by_id[chosen])
 predict_panel(by_id[chosen])
+delete_panel(by_id[chosen])
 st.divider()
 compare_panel(models)
