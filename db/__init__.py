@@ -14,7 +14,8 @@ Modules: :mod:`db.session` (engines, sessions, ``CACTUS_DB_URL``), :mod:`db.migr
 :mod:`db.clusterings` (teacher, model and reference clusterings), :mod:`db.partition` and
 :mod:`db.edits` (the human clustering, its edit log, undo and redo), :mod:`db.registry` (models),
 :mod:`db.export` (best labels to train/val/test files), :mod:`db.exchange` (sets with who/when
-for download; teacher labels imported from a file), :mod:`db.thresholds` (a model's threshold re-chosen per dataset). The job queue is :mod:`jobs`.
+for download; teacher labels imported from a file), :mod:`db.thresholds` (a model's threshold re-chosen per dataset).
+The job queue is :mod:`jobs`.
 """
 
 from cactus.lazy import lazy_getattr

@@ -274,7 +274,7 @@ class EditRow(Base):
 
 
 class DatasetThresholdRow(Base):
-    """A model's threshold re-chosen on a dataset's labelled sets: an explicit override of its card's on that dataset."""
+    """A model's threshold re-chosen on a dataset's labelled sets: an override of its card's on that dataset."""
 
     __tablename__ = "model_dataset_thresholds"
 
