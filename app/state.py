@@ -262,3 +262,19 @@ def _similarity(checkpoint: str, stamp: float, texts: tuple[str, ...], mode: str
 def similarity(checkpoint: str, texts: tuple[str, ...], mode: str | None = None) -> np.ndarray:
     """The (N, N) cosine similarities of a set's entities under a model (its trained mode, or ``mode``)."""
     return _similarity(checkpoint, _stamp(checkpoint), texts, mode)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _corpus_xy(checkpoint: str, stamp: float, texts: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    from app.corpus import project
+
+    model = _load_model(checkpoint, stamp)
+    with model_in_use():
+        embedded = model.encoder.embed([list(t) for t in texts], batch_size=32, device=model.device)
+    stacked = np.concatenate(embedded) if embedded else np.zeros((0, 2), dtype=np.float32)
+    return project(stacked.astype(np.float64))
+
+
+def corpus_xy(checkpoint: str, texts: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    """2-D positions (PCA) of every entity of these sets, in order, from a model's embeddings within their set."""
+    return _corpus_xy(checkpoint, _stamp(checkpoint), texts)
