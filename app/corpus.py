@@ -38,7 +38,7 @@ def project(embeddings: np.ndarray) -> np.ndarray:
 
     if embeddings.shape[0] < 2 or embeddings.shape[1] < 2:
         return np.zeros((embeddings.shape[0], 2))
-    xy = PCA(n_components=2, random_state=0).fit_transform(embeddings)
+    xy = PCA(n_components=2, svd_solver="randomized", random_state=0).fit_transform(embeddings)
     return np.asarray(xy, dtype=np.float64)
 
 
