@@ -15,20 +15,64 @@ from typing import Any
 import numpy as np
 
 from app.compare import agreement
-from cactus.data import labels_to_clusters
-from cactus.inference.cluster import MergeTree
-from db import ClusteringView, ModelInfo, Session, SetDetail, add_clustering
+from cactus.data import EntitySet, labels_to_clusters
+from cactus.inference.cluster import MergeTree, ThresholdSweep, sweep_thresholds
+from db import (
+    ClusteringView,
+    DatasetThreshold,
+    ModelInfo,
+    Session,
+    SetDetail,
+    add_clustering,
+    load_entity_sets,
+    threshold_truth,
+)
 from jobs.queue import JobInfo, enqueue
 
+#: At most this many labelled sets are scored when a threshold is re-chosen on the Models page (in the page's run).
+RECHOOSE_MAX_SETS = 400
 
-def predict_set(session: Session, detail: SetDetail, model: ModelInfo, clustering_model: Any) -> ClusteringView:
-    """Cluster one set with a loaded model at its card's threshold and store it as ``model``'s clustering.
 
-    The same as the ``predict`` job does for many sets (details record the threshold).
+def predict_set(session: Session, detail: SetDetail, model: ModelInfo, clustering_model: Any,
+                override: DatasetThreshold | None = None) -> ClusteringView:
+    """Cluster one set with a loaded model and store it as ``model``'s clustering.
+
+    At the card's threshold, or at ``override`` (the model's threshold re-chosen on the set's dataset); the same as
+    the ``predict`` job does for many sets (details record the threshold and where it came from).
     """
-    predicted = clustering_model.predict([detail.to_entity_set()])[0]
+    threshold = override.threshold if override is not None else clustering_model.threshold
+    predicted = clustering_model.predict([detail.to_entity_set()], threshold=threshold)[0]
     return add_clustering(session, detail.id, "model", predicted.clusters, model_id=model.id, producer=model.name,
-                          details={"threshold": clustering_model.threshold})
+                          details={"threshold": threshold, "threshold_source": "dataset" if override else "card"})
+
+
+def threshold_sets(session: Session, dataset_id: int, limit: int = RECHOOSE_MAX_SETS) -> list[EntitySet]:
+    """A dataset's sets that a threshold can be re-chosen on, clustered by their truth (reviewed human, reference)."""
+    truth = threshold_truth(session, dataset_id, limit=limit)
+    loaded = load_entity_sets(session, list(truth))
+    return [loaded[i].with_labels(truth[i].labels()) for i in truth]
+
+
+@dataclass(frozen=True)
+class Rechosen:
+    """A threshold sweep on a dataset's labelled sets, and the scores there at the card's threshold."""
+
+    sweep: ThresholdSweep
+    sets: int
+    card_threshold: float
+    at_card: dict[str, float]
+
+
+def rechoose_threshold(clustering_model: Any, sets: list[EntitySet]) -> Rechosen:
+    """Sweep the thresholds of average-link clustering with the model's similarities on labelled ``sets``."""
+    if not sets:
+        raise ValueError("no labelled sets to choose a threshold on")
+    similarities = clustering_model.similarities(sets)
+    gold = [np.asarray(s.labels()) for s in sets]
+    sweep = sweep_thresholds(similarities, gold)
+    card = clustering_model.threshold
+    at_card = sweep_thresholds(similarities, gold, thresholds=[card]).best_scores
+    return Rechosen(sweep, len(sets), card, at_card)
 
 
 def ask_teacher(session: Session, detail: SetDetail) -> JobInfo:

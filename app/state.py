@@ -25,6 +25,7 @@ import streamlit as st
 from db import (
     STORE_UNAVAILABLE,
     DatasetInfo,
+    DatasetThreshold,
     LabelSummary,
     ModelInfo,
     Session,
@@ -32,6 +33,7 @@ from db import (
     SetPage,
     active_model,
     database_url,
+    dataset_threshold,
     get_set,
     label_summary,
     list_datasets,
@@ -186,12 +188,34 @@ def current_active_model() -> ModelInfo | None:
     return read(active_model)
 
 
+def threshold_override(model_id: int, dataset_id: int) -> DatasetThreshold | None:
+    """The model's threshold re-chosen on this dataset, fresh from the store (None: its card's applies)."""
+    return read(lambda session: dataset_threshold(session, model_id, dataset_id))
+
+
 def teacher_key_set() -> bool:
     """Whether this process (and so the worker that ``cactus app`` starts beside it) has an Anthropic key."""
     return bool(os.environ.get("ANTHROPIC_API_KEY", "").strip())
 
 
 # --- models ---------------------------------------------------------------------------------------------------
+
+
+def sweep_curve(model: ModelInfo) -> list[dict[str, float]] | None:
+    """The validation scores at every threshold of the sweep that chose the model's threshold (best epoch), from the
+    registry's copy of its training history or else its card; None when its training did not record it."""
+    history = model.training.get("history")
+    if not history:
+        from cactus.training.checkpoint import CheckpointError, read_card
+
+        try:
+            history = read_card(model.checkpoint).history
+        except CheckpointError:
+            return None
+    rows = [row for row in history if row.get("sweep")]
+    best = next((row for row in rows if row.get("epoch") == model.training.get("best_epoch")), None)
+    best = best or next((row for row in rows if row.get("threshold") == model.threshold), None)
+    return (best or {}).get("sweep") or None
 
 
 def _stamp(checkpoint: str) -> float:
@@ -238,3 +262,19 @@ def _similarity(checkpoint: str, stamp: float, texts: tuple[str, ...], mode: str
 def similarity(checkpoint: str, texts: tuple[str, ...], mode: str | None = None) -> np.ndarray:
     """The (N, N) cosine similarities of a set's entities under a model (its trained mode, or ``mode``)."""
     return _similarity(checkpoint, _stamp(checkpoint), texts, mode)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _corpus_xy(checkpoint: str, stamp: float, texts: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    from app.corpus import project
+
+    model = _load_model(checkpoint, stamp)
+    with model_in_use():
+        embedded = model.encoder.embed([list(t) for t in texts], batch_size=32, device=model.device)
+    stacked = np.concatenate(embedded) if embedded else np.zeros((0, 2), dtype=np.float32)
+    return project(stacked.astype(np.float64))
+
+
+def corpus_xy(checkpoint: str, texts: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    """2-D positions (PCA) of every entity of these sets, in order, from a model's embeddings within their set."""
+    return _corpus_xy(checkpoint, _stamp(checkpoint), texts)

@@ -7,6 +7,7 @@ One row class per table, named ``*Row`` so that they never shadow the library's 
                      │ ├────< clusterings >── models, jobs
                      │ └────< edits               (append-only edit log of the human clustering)
     jobs, models                                  (job queue; model registry, one active model)
+    models ─< model_dataset_thresholds >─ datasets (a model's threshold re-chosen on another dataset)
 
 Clusterings and edit-log snapshots are stored as JSON in the sets format: ``clusters`` is a list of
 lists of entity positions (0-based, in set order) covering every entity once, ``names`` one name per
@@ -270,3 +271,19 @@ class EditRow(Base):
 
     def __repr__(self) -> str:
         return f"EditRow(set_id={self.set_id!r}, seq={self.seq!r}, action={self.action!r}, author={self.author!r})"
+
+
+class DatasetThresholdRow(Base):
+    """A model's threshold re-chosen on a dataset's labelled sets: an override of its card's on that dataset."""
+
+    __tablename__ = "model_dataset_thresholds"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    chosen_on_sets: Mapped[int] = mapped_column(Integer)  # how many labelled sets the sweep scored
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return (f"DatasetThresholdRow(model_id={self.model_id!r}, dataset_id={self.dataset_id!r}, "
+                f"threshold={self.threshold!r})")

@@ -9,6 +9,7 @@ from cactus.training.checkpoint import read_card
 from db import active_model, register_model, session_scope
 from jobs.queue import get_job, list_jobs
 from tests.app_helpers import (
+    forget_cached_queries,
     open_app,
     plotly_specs,
     seed_store,
@@ -122,3 +123,44 @@ def test_deleting_a_model_removes_its_files_only_inside_the_stores_artifacts(app
     with session_scope(app_env, readonly=True) as session:
         assert list_models(session) == []
     assert not inside.exists() and tiny_model.exists()  # a folder the user pointed to stays
+
+
+def test_sweep_curve_and_a_threshold_rechosen_on_another_dataset(app_env, tiny_model, tmp_path):
+    from dataclasses import replace
+    from shutil import copytree
+
+    from cactus.training.checkpoint import write_card
+    from db import dataset_threshold
+
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model, predict=False)
+    other = seed_store(app_env, tmp_path / "ds2", name="queries", teacher=False)  # reference labels only
+    at = open_app("models")
+    (sweep,) = [s for s in plotly_specs(at) if s["layout"]["title"]["text"] == "Validation score against the threshold"]
+    assert len(sweep["data"][0]["x"]) == 21  # the card's sweep, one point per threshold
+    assert at.selectbox(key="models_threshold_dataset").value == other.dataset_id  # not the one it was trained on
+    card_threshold = read_card(tiny_model).threshold
+    assert f"On queries, the card's threshold {card_threshold:+.2f} applies" in texts_of(at)
+
+    at.button(key="models_threshold_rechoose").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        chosen = dataset_threshold(session, seeded.model_id, other.dataset_id)
+    assert chosen is not None and chosen.chosen_on_sets == 24
+    page = texts_of(at)
+    assert f"uses the threshold **{chosen.threshold:+.2f}**, re-chosen on 24 labelled sets of queries" in page
+    assert "an upper bound: chosen and scored on the same sets" in page and "Only 24 labelled sets" in page
+    assert any(s["layout"]["title"]["text"] == "Score against the threshold on queries" for s in plotly_specs(at))
+
+    at.button(key="models_threshold_clear").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        assert dataset_threshold(session, seeded.model_id, other.dataset_id) is None
+
+    old = copytree(tiny_model, tmp_path / "old-model")  # a card from before the sweep was kept
+    card = read_card(old)
+    write_card(old, replace(card, history=[{k: v for k, v in row.items() if k != "sweep"} for row in card.history]))
+    with session_scope(app_env) as session:
+        old_id = register_model(session, name="old", checkpoint=str(old), backbone=card.backbone, mode=card.mode,
+                                loss=card.loss, threshold=card.threshold).id
+    forget_cached_queries()
+    at = open_app("models")
+    at.selectbox(key="models_choice").set_value(old_id).run()
+    assert "Threshold sweep: not recorded" in texts_of(at)

@@ -215,3 +215,23 @@ def test_an_unreachable_store_is_a_message_with_the_fix(app_env, tmp_path, monke
         at = open_app(page)
         (error,) = at.error
         assert "cannot be opened" in error.value and "Set CACTUS_DB_URL" in error.value
+
+
+def test_a_threshold_rechosen_on_the_dataset_is_shown_and_used(app_env, tiny_model, tmp_path):
+    from db import set_dataset_threshold
+
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model, predict=False)
+    card = read_card(tiny_model)
+    rechosen = 0.8 if card.threshold < 0.75 else -0.8
+    with session_scope(app_env) as session:
+        set_dataset_threshold(session, seeded.model_id, seeded.dataset_id, rechosen, chosen_on_sets=5)
+    at = open_app(query={"set": str(seeded.set_ids[3])})
+    (figure,) = plotly_specs(at)
+    page = texts_of(at)
+    assert figure["data"][0]["zmid"] == rechosen and f"At the threshold {rechosen:+.2f}," in page
+    assert (f"The threshold {rechosen:+.2f} was re-chosen for tiny-sia on 5 labelled sets of tiny (Models page); "
+            f"its card's is {card.threshold:+.2f}.") in page
+    next(b for b in at.button if b.label == "Predict with the model").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        clustering = get_set(session, seeded.set_ids[3]).latest("model", seeded.model_id)
+    assert clustering.details == {"threshold": rechosen, "threshold_source": "dataset"}

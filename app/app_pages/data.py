@@ -1,15 +1,25 @@
 """Data: upload entity sets (a sets JSONL file, a CSV, or pasted text), check them, and save them as a dataset;
-the datasets already in the store; the bundled demo."""
+the datasets already in the store; download a dataset's sets with their best clustering; import the teacher's
+clusterings from a `cactus label` file; the bundled demo."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app import bootstrap, chrome, job_monitor, state, uploads
+from app import bootstrap, chrome, job_monitor, pickers, state, uploads
 from app.text import count
 from app.uploads import ParsedUpload
 from cactus.data import DataError
-from db import DatasetInfo, create_dataset, delete_dataset, import_sets
+from db import (
+    DatasetInfo,
+    create_dataset,
+    delete_dataset,
+    import_sets,
+    import_teacher_labels,
+    sets_csv,
+    sets_for_download,
+    sets_jsonl,
+)
 from db.errors import StoreError
 from jobs.base import JobParamsError
 from jobs.queue import enqueue
@@ -195,6 +205,88 @@ def datasets_table(found: list[DatasetInfo]) -> None:
             st.rerun()
 
 
+EXPORT_FORMATS = {"sets JSONL": ("jsonl", "application/jsonl"), "CSV": ("csv", "text/csv")}
+
+
+def download_panel(dataset: DatasetInfo) -> None:
+    """Download the dataset's sets (all, or those the set list's filters show) with their best clustering."""
+    filters = pickers.remembered_filters(dataset)
+    narrowed = pickers.describe_filters(filters)
+    scopes = {"all": f"every set of {dataset.name} ({count(dataset.sets, 'set')})"}
+    if narrowed:
+        scopes["filter"] = f"the sets the set list's filters show ({narrowed})"
+    left, right = st.columns([3, 1])
+    scope = left.radio("Download", list(scopes), format_func=scopes.__getitem__, key="data_export_scope")
+    kind = right.radio("as", list(EXPORT_FORMATS), key="data_export_format")
+    st.caption("Each set comes with its best clustering (a person's, else the teacher's, else the active model's, "
+               "else the reference labels), who made it and when, its split and whether it was reviewed.")
+    if st.button("Prepare the download", icon=":material/download:", key="data_export"):
+        ids = [s.id for s in state.set_page(dataset.id, **filters.query(), limit=10**7).items] \
+            if scope == "filter" else None
+        sets = state.read(lambda session: sets_for_download(session, dataset.id, ids))
+        suffix, mime = EXPORT_FORMATS[kind]
+        text = sets_jsonl(sets) if kind == "sets JSONL" else sets_csv(sets)
+        name = f"{dataset.name}{'-filtered' if scope == 'filter' else ''}.{suffix}"
+        st.session_state["data_export_file"] = (dataset.id, name, text.encode(), mime, len(sets))
+    prepared = st.session_state.get("data_export_file")
+    if prepared and prepared[0] == dataset.id:
+        _, name, data, mime, sets = prepared
+        st.download_button(f"Download {name} ({count(sets, 'set')})", data, file_name=name, mime=mime,
+                           icon=":material/file_download:", key="data_export_download")
+
+
+def teacher_import_panel(dataset: DatasetInfo) -> None:
+    """Store the clusterings of a `cactus label` output file as the teacher's, all or nothing."""
+    upload = st.file_uploader("Teacher labels: the file `cactus label SETS.jsonl --out LABELLED.jsonl` wrote",
+                              type=["jsonl", "json", "ndjson"],
+                              key=f"data_teacher_upload_{st.session_state.get('data_teacher_uploads', 0)}",
+                              help="Sets are matched to this dataset's sets by their id, entities by their id; "
+                                   "entities the teacher left out stay as singletons, as after a label job.")
+    if upload is None:
+        return
+    try:
+        parsed = read_upload(upload.name, upload.getvalue())
+    except DataError as exc:
+        st.error(f"**{exc}**\n\nNothing was imported.", icon=":material/error:")
+        return
+    labelled = sum(1 for s in parsed.sets if s.clusters is not None)
+    st.caption(f"{upload.name}: {count(len(parsed.sets), 'set')}, {labelled} with clusters.")
+    if not st.button(f"Import them as the teacher's clusterings of {dataset.name}", type="primary",
+                     icon=":material/upload:", key="data_teacher_import"):
+        return
+    try:
+        with state.writing() as session:
+            summary = import_teacher_labels(session, dataset.id, parsed.sets, source_name=upload.name)
+    except StoreError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    st.session_state["data_teacher_uploads"] = st.session_state.get("data_teacher_uploads", 0) + 1
+    st.session_state["data_teacher_imported"] = (dataset.name, summary.sets, summary.unplaced, upload.name)
+    st.rerun()
+
+
+def exchange_section(found: list[DatasetInfo]) -> None:
+    st.subheader("Download sets, import teacher labels")
+    if not found:
+        return
+    by_id = {d.id: d for d in found}
+    current = st.session_state.get("dataset_current")
+    if st.session_state.get("data_exchange_dataset") not in by_id:
+        st.session_state["data_exchange_dataset"] = current if current in by_id else found[0].id
+    dataset = by_id[st.selectbox("Dataset", list(by_id), format_func=lambda i: by_id[i].name,
+                                 key="data_exchange_dataset")]
+    imported = st.session_state.pop("data_teacher_imported", None)
+    if imported:
+        name, sets, unplaced, source = imported
+        st.success(f"Imported the teacher's clusterings of {count(sets, 'set')} of {name!r} from {source}"
+                   + (f" ({count(unplaced, 'entity', 'entities')} it left out stay alone)." if unplaced else "."))
+    download, upload = st.tabs(["Download", "Import teacher labels"])
+    with download:
+        download_panel(dataset)
+    with upload:
+        teacher_import_panel(dataset)
+
+
 chrome.page_intro("data", "Add entity sets (product titles, search queries, …) to the store; sets that come with "
                   "clusters keep them as reference labels.")
 job_monitor.active_jobs_banner()
@@ -209,3 +301,4 @@ st.divider()
 existing = state.datasets()
 demo_offer(existing)
 datasets_table(existing)
+exchange_section(existing)

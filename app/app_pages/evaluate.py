@@ -45,6 +45,12 @@ def report(info: JobInfo) -> None:
     for note in result.get("notes") or []:
         st.warning(note, icon=":material/info:")
     score_tables.score_table(rows)
+    rechosen = [r for r in rows if r.get("threshold_source") == "dataset"]
+    if rechosen:
+        st.caption("Scored at a threshold re-chosen on this dataset (Models page) instead of its card's: "
+                   + "; ".join(f"{r['method']} on {r.get('threshold_chosen_on_sets', '?')} labelled sets"
+                               for r in rechosen)
+                   + ". Those sets may include the ones scored here, which makes the scores an upper bound.")
     st.plotly_chart(charts.score_bars(rows), key=f"evaluate_bars_{info.id}")
 
 

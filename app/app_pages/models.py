@@ -1,5 +1,6 @@
-"""Models: the registry of trained models with their scores, threshold and training data; make one active, let it
-cluster a dataset, and compare two models on a dataset."""
+"""Models: the registry of trained models with their scores, threshold (and the validation sweep that chose it) and
+training data; make one active, re-choose its threshold on another dataset, let it cluster a dataset, and compare
+two models on a dataset."""
 
 from __future__ import annotations
 
@@ -11,8 +12,16 @@ import streamlit as st
 from app import actions, charts, chrome, job_monitor, score_tables, state
 from app.compare import agreement
 from app.text import count
+from cactus.errors import CactusError
 from cactus.evaluation.metrics import METRICS
-from db import ModelInfo, activate_model, latest_clusterings, set_sizes
+from db import (
+    ModelInfo,
+    activate_model,
+    clear_dataset_threshold,
+    latest_clusterings,
+    set_dataset_threshold,
+    set_sizes,
+)
 from jobs.queue import enqueue
 
 
@@ -62,8 +71,88 @@ def model_details(model: ModelInfo) -> None:
                                       for row in history if "epoch" in row])
     if chart is not None:
         st.plotly_chart(chart, key=f"models_history_{model.id}")
+    sweep_curve(model)
     with st.expander("Training configuration"):
         st.json(training.get("config") or training, expanded=False)
+
+
+FEW_SETS = 30
+"""Below this many labelled sets a chosen threshold rests on a handful of sets, and the page says so."""
+
+
+def sweep_curve(model: ModelInfo) -> None:
+    """The validation score against the threshold, from the sweep that chose the card's threshold."""
+    curve = state.sweep_curve(model)
+    if curve is None:
+        st.caption("Threshold sweep: not recorded (this model was trained before cactus kept the validation scores "
+                   "at every threshold).")
+        return
+    st.plotly_chart(charts.sweep_chart(curve, model.threshold, "Validation score against the threshold"),
+                    key=f"models_sweep_{model.id}")
+
+
+def threshold_panel(model: ModelInfo) -> None:
+    """The model's threshold on a chosen dataset: the card's, or one re-chosen on that dataset's labelled sets."""
+    found = state.datasets()
+    if not found:
+        return
+    st.subheader("Threshold on a dataset")
+    by_id = {d.id: d for d in found}
+    others = [d.id for d in found if d.id != model.dataset_id]
+    if st.session_state.get("models_threshold_dataset") not in by_id:
+        st.session_state["models_threshold_dataset"] = (others or list(by_id))[0]
+    chosen = st.selectbox("Dataset", list(by_id), key="models_threshold_dataset",
+                          format_func=lambda i: by_id[i].name + (" (trained on it)" if i == model.dataset_id else ""))
+    name = by_id[chosen].name
+    override = state.threshold_override(model.id, chosen)
+    if override is not None:
+        st.info(f"On {name}, {model.name} uses the threshold **{override.threshold:+.2f}**, re-chosen on "
+                f"{count(override.chosen_on_sets, 'labelled set')} of {name} "
+                f"({override.created_at.astimezone():%Y-%m-%d %H:%M}); its card's {model.threshold:+.2f} applies on "
+                "other datasets. Review, the predict job and Evaluate use it on this dataset.",
+                icon=":material/tune:")
+        if st.button("Use the card's threshold again", key="models_threshold_clear", icon=":material/undo:"):
+            with state.writing() as session:
+                clear_dataset_threshold(session, model.id, chosen)
+            st.session_state.pop("models_rechosen", None)
+            st.rerun()
+    else:
+        st.caption(f"On {name}, the card's threshold {model.threshold:+.2f} applies (chosen on the validation sets "
+                   "the model was trained with).")
+    if st.button(f"Re-choose the threshold on {name}'s labelled sets", key="models_threshold_rechoose",
+                 icon=":material/tune:",
+                 help="Sweeps the threshold of average-link clustering on the dataset's labelled sets (people's "
+                      f"clusterings of reviewed sets, else reference labels; the first {actions.RECHOOSE_MAX_SETS}) "
+                      "with this model's similarities, and keeps the best for this model on this dataset."):
+        sets = state.read(lambda session: actions.threshold_sets(session, chosen))
+        if not sets:
+            st.warning(f"{name} has no labelled sets to choose a threshold on: review some sets, or import sets "
+                       "with reference clusters.")
+            return
+        try:
+            loaded = state.loaded_model(model)
+            with st.spinner(f"Scoring {count(len(sets), 'labelled set')} at every threshold…"), state.model_in_use():
+                result = actions.rechoose_threshold(loaded, sets)
+        except (CactusError, OSError) as exc:
+            st.error(f"The model {model.name!r} could not be loaded: {exc}")
+            return
+        with state.writing() as session:
+            set_dataset_threshold(session, model.id, chosen, result.sweep.best_threshold, chosen_on_sets=result.sets)
+        st.session_state["models_rechosen"] = (model.id, chosen, result)
+        st.rerun()
+    rechosen = st.session_state.get("models_rechosen")
+    if rechosen and rechosen[:2] == (model.id, chosen) and override is not None:
+        result = rechosen[2]
+        best, card = result.sweep.best_scores, result.at_card
+        st.caption(f"On these {count(result.sets, 'set')}: AMI {best['AMI']:.3f} at {result.sweep.best_threshold:+.2f} "
+                   f"against {card['AMI']:.3f} at the card's {result.card_threshold:+.2f} (an upper bound: chosen and "
+                   "scored on the same sets).")
+        if result.sets < FEW_SETS:
+            st.warning(f"Only {count(result.sets, 'labelled set')}: the threshold rests on a handful of sets.")
+        st.plotly_chart(charts.sweep_chart(result.sweep.as_rows(), result.sweep.best_threshold,
+                                           f"Score against the threshold on {name}",
+                                           marks=[(result.card_threshold, "card")]),
+                        key=f"models_rechosen_{model.id}")
 
 
 def predict_panel(model: ModelInfo) -> None:
@@ -164,6 +253,7 @@ if st.session_state.get("models_choice") not in by_id:
 chosen = st.selectbox("Model", list(by_id), key="models_choice",
                       format_func=lambda i: ("● " if by_id[i].active else "") + by_id[i].name)
 model_details(by_id[chosen])
+threshold_panel(by_id[chosen])
 predict_panel(by_id[chosen])
 delete_panel(by_id[chosen])
 st.divider()

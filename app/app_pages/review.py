@@ -10,6 +10,7 @@ import streamlit as st
 from app import actions, chrome, cluster_cards, job_monitor, pickers, state
 from app.compare import agreement, differences
 from app.heatmap import similarity_figure
+from app.text import count
 from cactus.encoders.config import ATTENTION_MODES
 from cactus.errors import CactusError
 from db import ModelInfo, SetDetail
@@ -58,13 +59,15 @@ def predict_button(detail: SetDetail, model: ModelInfo | None) -> None:
         st.button("Predict with the model", icon=":material/hub:", disabled=True,
                   help="No model is active: train one on the Train page or activate one on the Models page.")
         return
+    override = state.threshold_override(model.id, detail.dataset_id)
+    where = "re-chosen for this dataset" if override is not None else "of its card"
     if st.button("Predict with the model", icon=":material/hub:",
-                 help=f"Cluster this set with the active model {model.name!r} at the threshold of its card "
+                 help=f"Cluster this set with the active model {model.name!r} at the threshold {where} "
                       "(given under the heatmap) and store the result."):
         try:
             loaded = state.loaded_model(model)
             with st.spinner(f"Clustering with {model.name}…"), state.model_in_use(), state.writing() as session:
-                actions.predict_set(session, detail, model, loaded)
+                actions.predict_set(session, detail, model, loaded, override)
             st.rerun()
         except (CactusError, OSError) as exc:
             st.error(f"The model {model.name!r} could not cluster this set: {exc}. Activate another model on the "
@@ -154,11 +157,13 @@ def heatmap(detail: SetDetail, shown: dict[str, cluster_cards.Shown], model: Mod
     try:
         with st.spinner("Computing similarities…"):
             sims = {m: state.similarity(model.checkpoint, tuple(detail.texts), m) for m in (model.mode, other)}
-            threshold = state.loaded_model(model).threshold
+            card_threshold = state.loaded_model(model).threshold
     except (CactusError, OSError) as exc:
         st.error(f"The active model {model.name!r} cannot be loaded from {model.checkpoint}: {exc}. Activate another "
                  "model on the Models page.")
         return
+    override = state.threshold_override(model.id, detail.dataset_id)
+    threshold = override.threshold if override is not None else card_threshold
     size = len(detail.entities)
     if outline is not None and outline in shown:
         clusters, names, colors = shown[outline].clusters, shown[outline].names, shown[outline].colors
@@ -176,6 +181,10 @@ def heatmap(detail: SetDetail, shown: dict[str, cluster_cards.Shown], model: Mod
         f"{o.mode.upper()} embeddings give {len(o.clusters)} clusters"
         + (f" (ARI {o.ari:.2f} against the {judge})" if o.ari is not None else "") for o in outcomes)
         + ". Warm cells lie above the threshold: average-link clustering tends to join those pairs.")
+    if override is not None:
+        st.caption(f"The threshold {threshold:+.2f} was re-chosen for {model.name} on "
+                   f"{count(override.chosen_on_sets, 'labelled set')} of {detail.dataset_name} (Models page); its "
+                   f"card's is {card_threshold:+.2f}.")
 
 
 chrome.page_intro("review", "Compare how the teacher (an LLM) and the CACTUS model cluster each set, and where "

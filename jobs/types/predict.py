@@ -14,6 +14,9 @@ The sets stream through the same pipeline as ``cactus predict`` (:mod:`cactus.in
 read from the store a window at a time and their clusterings stored in transactions of a window as they are
 computed, so a dataset of any size is clustered in bounded memory, and a job run again after its worker died
 (with ``sets: "missing"``) only predicts the rest.
+
+The threshold is the model card's, unless the model's threshold was re-chosen on this dataset
+(:mod:`db.thresholds`): then that one, said in the log and recorded in each clustering's details.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
     from db.datasets import get_dataset
     from db.registry import active_model, get_model, refresh_threshold
     from db.sets import dataset_set_ids, load_entity_sets
+    from db.thresholds import dataset_threshold
 
     with ctx.session() as session:
         dataset = get_dataset(session, params.dataset_id)
@@ -82,6 +86,13 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
                 "the card wins and the registry copy is refreshed")
         with ctx.session() as session:
             refresh_threshold(session, model.id, threshold)
+    with ctx.session() as session:
+        override = dataset_threshold(session, model.id, dataset.id)
+    source = "card"
+    if override is not None:
+        ctx.log(f"threshold {override.threshold:+.3f}, re-chosen for {model.name!r} on {override.chosen_on_sets} "
+                f"labelled set(s) of {dataset.name!r} (the card's is {threshold:+.3f})")
+        threshold, source = override.threshold, "dataset"
 
     def stored_sets() -> Iterator[EntitySet]:
         """The chosen sets, read from the store a window at a time; a set's id is its store id."""
@@ -100,14 +111,15 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
         with ctx.session() as session:
             for result in pending:
                 add_clustering(session, int(result.id), "model", result.clusters, model_id=model.id,
-                               job_id=ctx.job_id, producer=model.name, details={"threshold": threshold})
+                               job_id=ctx.job_id, producer=model.name,
+                               details={"threshold": threshold, "threshold_source": source})
         stored += len(pending)
         pending.clear()
         ctx.progress(stored / len(chosen), f"{stored}/{len(chosen)} sets")
 
     options = StreamOptions(threshold=threshold, max_batch_tokens=params.max_batch_tokens)
     predict_stream(clustering_model.encoder, stored_sets(), pending.append, options, progress=store_window)
-    return {"sets": stored, "model_id": model.id, "threshold": threshold}
+    return {"sets": stored, "model_id": model.id, "threshold": threshold, "threshold_source": source}
 
 
 JOB_TYPE = JobType(name="predict", summary="a model clusters a dataset's sets", run=run, parse_params=parse_params)
