@@ -7,7 +7,7 @@ import os
 
 import streamlit as st
 
-from app import state
+from app import access, state
 from app.page_list import FAVICON, page
 
 
@@ -37,7 +37,10 @@ def keep(*keys: str) -> None:
 
 
 def author() -> str:
-    """Who makes the edits (the edit log records it): the name in the sidebar, default the login name."""
+    """Who makes the edits (the edit log records it): the signed-in user when login is on; else the name in the
+    sidebar, default ``CACTUS_AUTHOR`` or the login name."""
+    if access.login_required():
+        return access.identity().name
     if "author" not in st.session_state:
         st.session_state["author"] = os.environ.get("CACTUS_AUTHOR") or getpass.getuser() or "reviewer"
     keep("author")

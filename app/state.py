@@ -16,12 +16,14 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import streamlit as st
 
+from app import access
 from db import (
     STORE_UNAVAILABLE,
     DatasetInfo,
@@ -43,6 +45,7 @@ from db import (
     set_size_range,
 )
 from db.errors import StoreError
+from db.models import JobRow
 from jobs.base import JobParamsError
 from jobs.queue import JobInfo, get_job, list_jobs
 
@@ -57,19 +60,30 @@ def db_url() -> str:
 
 
 @contextmanager
-def writing() -> Iterator[Session]:
-    """A session for a change; the cached queries are refreshed after it commits."""
+def writing(needs: str, action: str) -> Iterator[Session]:
+    """A session for a change that the role ``needs`` may make (``action`` says what it is, for the refusal);
+    the cached queries are refreshed after it commits.
+
+    Raises:
+        db.AccessError: the current user's role does not allow it (nothing is opened).
+    """
+    access.require(needs, action)
     with session_scope(db_url()) as session:
         yield session
     refresh()
 
 
-def queue_job(make: Callable[[Session], JobInfo], refused: str | None = None) -> JobInfo | None:
-    """Queue the job that ``make`` enqueues; when the store or the job's parameter check refuses it, show why
-    (after ``refused: `` when given) and return None."""
+def queue_job(make: Callable[[Session], JobInfo], refused: str | None = None, *, needs: str,
+              action: str) -> JobInfo | None:
+    """Queue the job that ``make`` enqueues, as the current user (its author), if their role is ``needs`` or above;
+    when the role, the store or the job's parameter check refuses it, show why (after ``refused: `` when given)
+    and return None."""
     try:
-        with writing() as session:
-            return make(session)
+        who = access.require(needs, action)
+        with writing(needs, action) as session:
+            info = make(session)
+            session.get(JobRow, info.id).created_by = who.name
+            return replace(info, created_by=who.name)
     except (JobParamsError, StoreError) as exc:
         st.error(f"{refused}: {exc}" if refused else str(exc))
         return None

@@ -101,7 +101,7 @@ def save_form(parsed: ParsedUpload) -> None:
         return
     bar = st.progress(0.0, text="Saving…")
     try:
-        with state.writing() as session:
+        with state.writing("admin", "Uploading data") as session:
             dataset_id = existing.id if existing is not None else create_dataset(session, name, noun).id
             summary = import_sets(session, dataset_id, parsed.sets, split=None if split == "file" else split,
                                   producer=parsed.source,
@@ -138,7 +138,8 @@ def saved_message() -> None:
                      "(usually much sooner), and the job keeps polling until they do.")
             if st.button("Ask the teacher to cluster them", icon=":material/psychology:", key="data_label"):
                 params = {"dataset_id": dataset_id, "sets": "missing", **({"batch": True} if batch else {})}
-                job = state.queue_job(lambda session: enqueue(session, "label", params))
+                job = state.queue_job(lambda session: enqueue(session, "label", params),
+                                      needs="admin", action="Asking the teacher")
                 if job is not None:
                     st.session_state["data_label_job"] = job.id
         else:
@@ -158,7 +159,7 @@ def demo_offer(found: list[DatasetInfo]) -> None:
         if st.button("Load the demo", icon=":material/toys:", key="data_demo"):
             bar = st.progress(0.0, text="Loading the demo…")
             try:
-                with state.writing() as session:
+                with state.writing("admin", "Loading the demo") as session:
                     setup = bootstrap.import_demo(session, train=train, on_progress=lambda done, total: bar.progress(
                         done / total, text=f"Saved {done}/{total} sets"))
             except (StoreError, DataError, JobParamsError) as exc:
@@ -183,8 +184,12 @@ def datasets_table(found: list[DatasetInfo]) -> None:
         sure = st.checkbox(f"Delete {by_id[chosen].name!r} with its sets, clusterings and edit logs (models stay)",
                            key="data_delete_sure")
         if st.button("Delete", disabled=not sure, key="data_delete", icon=":material/delete:"):
-            with state.writing() as session:
-                delete_dataset(session, chosen)
+            try:
+                with state.writing("admin", "Deleting datasets") as session:
+                    delete_dataset(session, chosen)
+            except StoreError as exc:
+                st.error(str(exc))
+                return
             st.session_state.pop("dataset_current", None)
             st.rerun()
 

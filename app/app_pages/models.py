@@ -13,6 +13,7 @@ from app.compare import agreement
 from app.text import count
 from cactus.evaluation.metrics import METRICS
 from db import ModelInfo, activate_model, latest_clusterings, set_sizes
+from db.errors import StoreError
 from jobs.queue import enqueue
 
 
@@ -35,10 +36,14 @@ def model_details(model: ModelInfo) -> None:
     if model.active:
         st.success("This is the active model: Review shows its clusterings and similarities.", icon=":material/star:")
     elif st.button("Make it the active model", type="primary", key="models_activate", icon=":material/star:"):
-        with state.writing() as session:
-            activate_model(session, model.id)
-        st.toast(f"{model.name} is now the active model")
-        st.rerun()
+        try:
+            with state.writing("admin", "Activating models") as session:
+                activate_model(session, model.id)
+        except StoreError as exc:
+            st.error(str(exc))
+        else:
+            st.toast(f"{model.name} is now the active model")
+            st.rerun()
     test, validation = model.metrics.get("test") or {}, model.metrics.get("validation") or {}
     columns = st.columns(len(METRICS) + 1)
     columns[0].metric("Threshold", f"{model.threshold:+.2f}", border=True,
@@ -75,7 +80,8 @@ def predict_panel(model: ModelInfo) -> None:
     chosen = left.selectbox("Cluster the sets of", list(by_id), format_func=lambda i: by_id[i].name,
                             key="models_predict_dataset")
     if right.button("Cluster the sets it has not clustered yet", key="models_predict", icon=":material/hub:"):
-        job = state.queue_job(lambda session: actions.predict_dataset(session, chosen, model.id))
+        job = state.queue_job(lambda session: actions.predict_dataset(session, chosen, model.id),
+                              needs="annotator", action="Running the model on a dataset")
         if job is not None:
             st.session_state["models_predict_job"] = job.id
     if st.session_state.get("models_predict_job"):
@@ -122,7 +128,8 @@ def compare_panel(found: list[ModelInfo]) -> None:
                    f"{count(together['identical'], 'set')}.")
     if st.button("Score both on the test split", key="models_compare", icon=":material/leaderboard:"):
         job = state.queue_job(lambda session: enqueue(session, "evaluate", {
-            "dataset_id": dataset_id, "model_ids": [first, second], "baselines": False}))
+            "dataset_id": dataset_id, "model_ids": [first, second], "baselines": False}),
+            needs="annotator", action="Running evaluations")
         if job is not None:
             st.session_state["models_compare_job"] = job.id
     job_id = st.session_state.get("models_compare_job")

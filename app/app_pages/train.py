@@ -88,7 +88,8 @@ def launch(params: dict[str, Any], summary: LabelSummary) -> None:
         st.error("This dataset has no labelled sets yet: ask the teacher to cluster some (Review page), correct and "
                  "save some (Correct page), or upload sets with clusters.")
         return
-    job = state.queue_job(lambda session: enqueue(session, "finetune", params), "The job was not queued")
+    job = state.queue_job(lambda session: enqueue(session, "finetune", params), "The job was not queued",
+                          needs="admin", action="Training models")
     if job is None:
         return
     st.session_state["train_job"] = job.id
