@@ -16,7 +16,6 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,9 +44,8 @@ from db import (
     set_size_range,
 )
 from db.errors import StoreError
-from db.models import JobRow
 from jobs.base import JobParamsError
-from jobs.queue import JobInfo, get_job, list_jobs
+from jobs.queue import JobInfo, get_job, list_jobs, set_author
 
 QUERY_TTL_S = 5
 T = TypeVar("T")
@@ -81,9 +79,7 @@ def queue_job(make: Callable[[Session], JobInfo], refused: str | None = None, *,
     try:
         who = access.require(needs, action)
         with writing(needs, action) as session:
-            info = make(session)
-            session.get(JobRow, info.id).created_by = who.name
-            return replace(info, created_by=who.name)
+            return set_author(session, make(session).id, who.name)
     except (JobParamsError, StoreError) as exc:
         st.error(f"{refused}: {exc}" if refused else str(exc))
         return None

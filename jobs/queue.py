@@ -116,6 +116,20 @@ def enqueue(
     return JobInfo.of(row)
 
 
+def set_author(session: Session, job_id: int, author: str) -> JobInfo:
+    """Record who queued a job (the app's signed-in user; a model it registers gets the same author).
+
+    Raises:
+        NotFoundError: no such job.
+    """
+    row = session.get(JobRow, job_id)
+    if row is None:
+        raise NotFoundError(f"no job with id {job_id}")
+    row.created_by = author
+    session.flush()
+    return JobInfo.of(row)
+
+
 def get_job(session: Session, job_id: int) -> JobInfo:
     """One job by id."""
     row = session.get(JobRow, job_id, populate_existing=True)
