@@ -232,9 +232,10 @@ def loaded_model(model: ModelInfo) -> Any:
     copy is refreshed so that the Models page lists the value in use.
     """
     loaded = clustering_model(model.checkpoint)
-    if loaded.threshold != model.threshold:
-        with writing() as session:
+    if loaded.threshold != model.threshold:  # upkeep, not a user's change: whatever the role
+        with session_scope(db_url()) as session:
             refresh_threshold(session, model.id, loaded.threshold)
+        refresh()
     return loaded
 
 
