@@ -9,6 +9,7 @@ import streamlit as st
 
 from app import access, state
 from app.page_list import FAVICON, page
+from db import allows
 
 
 def page_intro(key: str, purpose: str) -> None:
@@ -21,6 +22,14 @@ def page_intro(key: str, purpose: str) -> None:
     if problem:
         st.error(problem, icon=":material/database:")
         st.stop()
+
+
+def role_note(needed: str, what: str) -> None:
+    """Say up front when the user's role does not allow this page's changes (the server refuses them anyway)."""
+    who = access.identity()
+    if not allows(who.role, needed):
+        st.info(f"You can look, but {what} needs the {needed} role and you are a {who.role}: ask an admin.",
+                icon=":material/visibility:")
 
 
 def link_to(key: str, label: str, where: st.delta_generator.DeltaGenerator | None = None) -> None:

@@ -112,6 +112,7 @@ def jobs_table(found: Sequence[JobInfo]) -> None:
         [{"job": j.id, "type": j.type, "status": j.status,
           "progress": round(100 * j.progress), "message": j.error if j.status == "failed" else j.message,
           "dataset": j.dataset_id, "queued": j.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+          "by": j.created_by or "",
           "took": f"{j.seconds:.0f} s" if j.seconds is not None else ""} for j in found],
         hide_index=True, width="stretch",
         column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=100,

@@ -80,7 +80,9 @@ def test_a_viewer_reads_but_every_write_is_refused(store):
     assert "Signed in as **vic@example.org** · viewer" in texts_of(at)
     click(at, TEACHER)
     assert "Asking the teacher needs the admin role, and vic@example.org has the viewer role" in texts_of(at)
-    at = click(open_as(signed_in("vic@example.org"), "correct", set_id), "Every entity alone")
+    at = open_as(signed_in("vic@example.org"), "correct", set_id)
+    assert "You can look, but correcting needs the annotator role and you are a viewer" in texts_of(at)
+    click(at, "Every entity alone")
     assert "Correcting clusterings needs the annotator role" in texts_of(at)
     with session_scope(url, readonly=True) as session:
         assert edit_history(session, set_id) == []

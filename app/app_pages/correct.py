@@ -229,6 +229,7 @@ def similarities(detail: SetDetail, human: cluster_cards.Shown) -> None:
 
 chrome.page_intro("correct", "Fix a set's clustering; each change is stored at once, and saving marks the set "
                   "reviewed so that training prefers it.")
+chrome.role_note("annotator", "correcting")
 dataset = pickers.choose_dataset()
 if dataset is None:
     st.info("Upload entity sets on the Data page (or load the bundled demo) first.")

@@ -196,6 +196,7 @@ def datasets_table(found: list[DatasetInfo]) -> None:
 
 chrome.page_intro("data", "Add entity sets (product titles, search queries, …) to the store; sets that come with "
                   "clusters keep them as reference labels.")
+chrome.role_note("admin", "adding or deleting data")
 job_monitor.active_jobs_banner()
 saved_message()
 parsed = choose_input()

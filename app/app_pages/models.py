@@ -25,7 +25,7 @@ def registry_table(found: list[ModelInfo]) -> None:
         rows.append({"active": "●" if m.active else "", "model": m.name, "mode": m.mode, "loss": m.loss,
                      "threshold": round(m.threshold, 3), **{f"test {k}": test.get(k) for k in METRICS},
                      "train sets": m.training.get("train_sets"), "dataset": names.get(m.dataset_id, ""),
-                     "created": m.created_at.astimezone().strftime("%Y-%m-%d %H:%M")})
+                     "created": m.created_at.astimezone().strftime("%Y-%m-%d %H:%M"), "by": m.created_by or ""})
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={f"test {k}": st.column_config.NumberColumn(f"test {k}", format="%.3f")
                                 for k in METRICS})

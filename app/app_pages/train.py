@@ -112,6 +112,7 @@ def watched_job() -> int | None:
 
 chrome.page_intro("train", "Fine-tune a CACTUS model on the labels of a dataset; the job runs in the background "
                   "and this page follows it.")
+chrome.role_note("admin", "training")
 dataset = pickers.choose_dataset()
 if dataset is None:
     st.info("Add a dataset on the Data page first.")
