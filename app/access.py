@@ -19,7 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-from db import STORE_UNAVAILABLE, allows, database_url, role_of, session_scope
+from db import STORE_UNAVAILABLE, database_url, role_of, session_scope
 from db import require as require_role
 
 LOGIN_ENV = "CACTUS_LOGIN"
@@ -74,11 +74,6 @@ def identity() -> Identity:
     name = signed_in_name()
     with session_scope(database_url(), readonly=True) as session:
         return Identity(name, role_of(session, name), signed_in=True)
-
-
-def can(needed: str) -> bool:
-    """True when the current user's role allows what ``needed`` allows (for showing or hiding a control)."""
-    return allows(identity().role, needed)
 
 
 def require(needed: str, action: str) -> Identity:

@@ -168,3 +168,15 @@ def test_login_settings_come_from_the_secrets_file(tmp_path, monkeypatch):
     elsewhere.write_text(AUTH)
     command = streamlit_command(default_config(), port=8600, address="0.0.0.0", secrets=elsewhere)
     assert command[-1] == f"--secrets.files={elsewhere.resolve()}"
+
+
+def test_the_first_admin_comes_from_the_setting_not_from_whoever_logs_in(tmp_path):
+    from app.commands import admin_note
+    from db import role_of
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert "has no admin yet: add one with `cactus users add EMAIL --role admin`" in admin_note(url, None)
+    assert admin_note(url, "Boss@example.org") == ("login is on; admins: boss@example.org (`cactus users list` shows "
+                                                   "every user)")
+    with session_scope(url, readonly=True) as session:
+        assert role_of(session, "boss@example.org") == "admin"
