@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 import streamlit as st
 
+from app import access
 from db import (
     STORE_UNAVAILABLE,
     DatasetInfo,
@@ -46,7 +47,7 @@ from db import (
 )
 from db.errors import StoreError
 from jobs.base import JobParamsError
-from jobs.queue import JobInfo, get_job, list_jobs
+from jobs.queue import JobInfo, get_job, list_jobs, set_author
 
 QUERY_TTL_S = 5
 T = TypeVar("T")
@@ -59,19 +60,28 @@ def db_url() -> str:
 
 
 @contextmanager
-def writing() -> Iterator[Session]:
-    """A session for a change; the cached queries are refreshed after it commits."""
+def writing(needs: str, action: str) -> Iterator[Session]:
+    """A session for a change that the role ``needs`` may make (``action`` says what it is, for the refusal);
+    the cached queries are refreshed after it commits.
+
+    Raises:
+        db.AccessError: the current user's role does not allow it (nothing is opened).
+    """
+    access.require(needs, action)
     with session_scope(db_url()) as session:
         yield session
     refresh()
 
 
-def queue_job(make: Callable[[Session], JobInfo], refused: str | None = None) -> JobInfo | None:
-    """Queue the job that ``make`` enqueues; when the store or the job's parameter check refuses it, show why
-    (after ``refused: `` when given) and return None."""
+def queue_job(make: Callable[[Session], JobInfo], refused: str | None = None, *, needs: str,
+              action: str) -> JobInfo | None:
+    """Queue the job that ``make`` enqueues, as the current user (its author), if their role is ``needs`` or above;
+    when the role, the store or the job's parameter check refuses it, show why (after ``refused: `` when given)
+    and return None."""
     try:
-        with writing() as session:
-            return make(session)
+        who = access.require(needs, action)
+        with writing(needs, action) as session:
+            return set_author(session, make(session).id, who.name)
     except (JobParamsError, StoreError) as exc:
         st.error(f"{refused}: {exc}" if refused else str(exc))
         return None
@@ -246,9 +256,10 @@ def loaded_model(model: ModelInfo) -> Any:
     copy is refreshed so that the Models page lists the value in use.
     """
     loaded = clustering_model(model.checkpoint)
-    if loaded.threshold != model.threshold:
-        with writing() as session:
+    if loaded.threshold != model.threshold:  # upkeep, not a user's change: whatever the role
+        with session_scope(db_url()) as session:
             refresh_threshold(session, model.id, loaded.threshold)
+        refresh()
     return loaded
 
 

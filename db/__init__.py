@@ -14,8 +14,8 @@ Modules: :mod:`db.session` (engines, sessions, ``CACTUS_DB_URL``), :mod:`db.migr
 :mod:`db.clusterings` (teacher, model and reference clusterings), :mod:`db.partition` and
 :mod:`db.edits` (the human clustering, its edit log, undo and redo), :mod:`db.registry` (models),
 :mod:`db.export` (best labels to train/val/test files), :mod:`db.exchange` (sets with who/when
-for download; teacher labels imported from a file), :mod:`db.thresholds` (a model's threshold re-chosen per dataset).
-The job queue is :mod:`jobs`.
+for download; teacher labels imported from a file), :mod:`db.thresholds` (a model's threshold re-chosen per dataset),
+:mod:`db.users` (login users and roles). The job queue is :mod:`jobs`.
 """
 
 from cactus.lazy import lazy_getattr
@@ -48,6 +48,7 @@ _LAZY = {
     "ConflictError": "db.errors",
     "EditError": "db.errors",
     "NotFoundError": "db.errors",
+    "AccessError": "db.errors",
     "StoreError": "db.errors",
     "TeacherImport": "db.exchange",
     "import_teacher_labels": "db.exchange",
@@ -95,6 +96,14 @@ _LAZY = {
     "set_sizes": "db.sets",
     "set_split": "db.sets",
     "sets_lacking": "db.sets",
+    "UserInfo": "db.users",
+    "add_user": "db.users",
+    "allows": "db.users",
+    "ensure_admin": "db.users",
+    "list_users": "db.users",
+    "remove_user": "db.users",
+    "require": "db.users",
+    "role_of": "db.users",
     "ClusteringView": "db.views",
     "DatasetInfo": "db.views",
     "EditView": "db.views",

@@ -181,6 +181,7 @@ def test_the_teacher_button_explains_the_key_or_queues_a_label_job(app_env, tiny
     with session_scope(app_env, readonly=True) as session:
         (job,) = list_jobs(session, type="label")
     assert job.params == {"dataset_id": seeded.dataset_id, "set_ids": [seeded.set_ids[0]], "sets": "all"}
+    assert job.created_by == "tester"  # the author (CACTUS_AUTHOR without login)
     assert f"label job {job.id}" in texts_of(at)
     assert json.dumps(job.params)  # the parameters are plain JSON
 

@@ -20,7 +20,7 @@ from db import (
     sets_for_download,
     sets_jsonl,
 )
-from db.errors import StoreError
+from db.errors import AccessError, StoreError
 from jobs.base import JobParamsError
 from jobs.queue import enqueue
 
@@ -117,7 +117,7 @@ def save_form(parsed: ParsedUpload) -> None:
         return
     bar = st.progress(0.0, text="Saving…")
     try:
-        with state.writing() as session:
+        with state.writing("admin", "Uploading data") as session:
             dataset_id = existing.id if existing is not None else create_dataset(session, name, noun).id
             summary = import_sets(session, dataset_id, parsed.sets, split=None if split == "file" else split,
                                   producer=parsed.source,
@@ -154,7 +154,8 @@ def saved_message() -> None:
                      "(usually much sooner), and the job keeps polling until they do.")
             if st.button("Ask the teacher to cluster them", icon=":material/psychology:", key="data_label"):
                 params = {"dataset_id": dataset_id, "sets": "missing", **({"batch": True} if batch else {})}
-                job = state.queue_job(lambda session: enqueue(session, "label", params))
+                job = state.queue_job(lambda session: enqueue(session, "label", params),
+                                      needs="admin", action="Asking the teacher")
                 if job is not None:
                     st.session_state["data_label_job"] = job.id
         else:
@@ -174,7 +175,7 @@ def demo_offer(found: list[DatasetInfo]) -> None:
         if st.button("Load the demo", icon=":material/toys:", key="data_demo"):
             bar = st.progress(0.0, text="Loading the demo…")
             try:
-                with state.writing() as session:
+                with state.writing("admin", "Loading the demo") as session:
                     setup = bootstrap.import_demo(session, train=train, on_progress=lambda done, total: bar.progress(
                         done / total, text=f"Saved {done}/{total} sets"))
             except (StoreError, DataError, JobParamsError) as exc:
@@ -199,8 +200,12 @@ def datasets_table(found: list[DatasetInfo]) -> None:
         sure = st.checkbox(f"Delete {by_id[chosen].name!r} with its sets, clusterings and edit logs (models stay)",
                            key="data_delete_sure")
         if st.button("Delete", disabled=not sure, key="data_delete", icon=":material/delete:"):
-            with state.writing() as session:
-                delete_dataset(session, chosen)
+            try:
+                with state.writing("admin", "Deleting datasets") as session:
+                    delete_dataset(session, chosen)
+            except StoreError as exc:
+                st.error(str(exc))
+                return
             st.session_state.pop("dataset_current", None)
             st.rerun()
 
@@ -255,9 +260,9 @@ def teacher_import_panel(dataset: DatasetInfo) -> None:
                      icon=":material/upload:", key="data_teacher_import"):
         return
     try:
-        with state.writing() as session:
+        with state.writing("admin", "Importing teacher labels") as session:
             summary = import_teacher_labels(session, dataset.id, parsed.sets, source_name=upload.name)
-    except StoreError as exc:
+    except (StoreError, AccessError) as exc:
         st.error(str(exc), icon=":material/error:")
         return
     st.session_state["data_teacher_uploads"] = st.session_state.get("data_teacher_uploads", 0) + 1
@@ -289,6 +294,7 @@ def exchange_section(found: list[DatasetInfo]) -> None:
 
 chrome.page_intro("data", "Add entity sets (product titles, search queries, …) to the store; sets that come with "
                   "clusters keep them as reference labels.")
+chrome.role_note("admin", "adding or deleting data")
 job_monitor.active_jobs_banner()
 saved_message()
 parsed = choose_input()

@@ -29,7 +29,8 @@ def run_form(dataset: DatasetInfo) -> None:
     if st.button("Run the evaluation", type="primary", icon=":material/leaderboard:", key="evaluate_run"):
         params = {"dataset_id": dataset.id, "model_ids": list(chosen), "split": split, "baselines": baselines,
                   "backbone": backbone.strip() or "minilm"}
-        job = state.queue_job(lambda session: enqueue(session, "evaluate", params), "The evaluation was not queued")
+        job = state.queue_job(lambda session: enqueue(session, "evaluate", params), "The evaluation was not queued",
+                              needs="annotator", action="Running evaluations")
         if job is not None:
             st.session_state["evaluate_job"] = job.id
 

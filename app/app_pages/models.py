@@ -22,6 +22,7 @@ from db import (
     set_dataset_threshold,
     set_sizes,
 )
+from db.errors import AccessError, StoreError
 from jobs.queue import enqueue
 
 
@@ -33,7 +34,7 @@ def registry_table(found: list[ModelInfo]) -> None:
         rows.append({"active": "●" if m.active else "", "model": m.name, "mode": m.mode, "loss": m.loss,
                      "threshold": round(m.threshold, 3), **{f"test {k}": test.get(k) for k in METRICS},
                      "train sets": m.training.get("train_sets"), "dataset": names.get(m.dataset_id, ""),
-                     "created": m.created_at.astimezone().strftime("%Y-%m-%d %H:%M")})
+                     "created": m.created_at.astimezone().strftime("%Y-%m-%d %H:%M"), "by": m.created_by or ""})
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={f"test {k}": st.column_config.NumberColumn(f"test {k}", format="%.3f")
                                 for k in METRICS})
@@ -44,10 +45,14 @@ def model_details(model: ModelInfo) -> None:
     if model.active:
         st.success("This is the active model: Review shows its clusterings and similarities.", icon=":material/star:")
     elif st.button("Make it the active model", type="primary", key="models_activate", icon=":material/star:"):
-        with state.writing() as session:
-            activate_model(session, model.id)
-        st.toast(f"{model.name} is now the active model")
-        st.rerun()
+        try:
+            with state.writing("admin", "Activating models") as session:
+                activate_model(session, model.id)
+        except StoreError as exc:
+            st.error(str(exc))
+        else:
+            st.toast(f"{model.name} is now the active model")
+            st.rerun()
     test, validation = model.metrics.get("test") or {}, model.metrics.get("validation") or {}
     columns = st.columns(len(METRICS) + 1)
     columns[0].metric("Threshold", f"{model.threshold:+.2f}", border=True,
@@ -112,8 +117,12 @@ def threshold_panel(model: ModelInfo) -> None:
                 "other datasets. Review, the predict job and Evaluate use it on this dataset.",
                 icon=":material/tune:")
         if st.button("Use the card's threshold again", key="models_threshold_clear", icon=":material/undo:"):
-            with state.writing() as session:
-                clear_dataset_threshold(session, model.id, chosen)
+            try:
+                with state.writing("admin", "Changing a model's threshold") as session:
+                    clear_dataset_threshold(session, model.id, chosen)
+            except AccessError as exc:
+                st.error(str(exc))
+                return
             st.session_state.pop("models_rechosen", None)
             st.rerun()
     else:
@@ -136,8 +145,13 @@ def threshold_panel(model: ModelInfo) -> None:
         except (CactusError, OSError) as exc:
             st.error(f"The model {model.name!r} could not be loaded: {exc}")
             return
-        with state.writing() as session:
-            set_dataset_threshold(session, model.id, chosen, result.sweep.best_threshold, chosen_on_sets=result.sets)
+        try:
+            with state.writing("admin", "Changing a model's threshold") as session:
+                set_dataset_threshold(session, model.id, chosen, result.sweep.best_threshold,
+                                      chosen_on_sets=result.sets)
+        except AccessError as exc:
+            st.error(str(exc))
+            return
         st.session_state["models_rechosen"] = (model.id, chosen, result)
         st.rerun()
     rechosen = st.session_state.get("models_rechosen")
@@ -164,7 +178,8 @@ def predict_panel(model: ModelInfo) -> None:
     chosen = left.selectbox("Cluster the sets of", list(by_id), format_func=lambda i: by_id[i].name,
                             key="models_predict_dataset")
     if right.button("Cluster the sets it has not clustered yet", key="models_predict", icon=":material/hub:"):
-        job = state.queue_job(lambda session: actions.predict_dataset(session, chosen, model.id))
+        job = state.queue_job(lambda session: actions.predict_dataset(session, chosen, model.id),
+                              needs="annotator", action="Running the model on a dataset")
         if job is not None:
             st.session_state["models_predict_job"] = job.id
     if st.session_state.get("models_predict_job"):
@@ -177,8 +192,12 @@ def delete_panel(model: ModelInfo) -> None:
                    "when it lies in the store's artifacts folder (a folder you pointed to yourself is left on disk).")
         sure = st.checkbox(f"Yes, delete {model.name!r} and its files", key=f"models_delete_sure_{model.id}")
         if st.button("Delete", key="models_delete", disabled=not sure, icon=":material/delete:"):
-            with state.writing() as session:
-                done = actions.delete_model_files(session, model, state.db_url())
+            try:
+                with state.writing("admin", "Deleting a model") as session:
+                    done = actions.delete_model_files(session, model, state.db_url())
+            except AccessError as exc:
+                st.error(str(exc))
+                return
             st.session_state.pop("models_choice", None)
             st.toast(done)
             st.rerun()
@@ -224,7 +243,8 @@ def compare_panel(found: list[ModelInfo]) -> None:
                    f"{count(together['identical'], 'set')}.")
     if st.button("Score both on the test split", key="models_compare", icon=":material/leaderboard:"):
         job = state.queue_job(lambda session: enqueue(session, "evaluate", {
-            "dataset_id": dataset_id, "model_ids": [first, second], "baselines": False}))
+            "dataset_id": dataset_id, "model_ids": [first, second], "baselines": False}),
+            needs="annotator", action="Running evaluations")
         if job is not None:
             st.session_state["models_compare_job"] = job.id
     job_id = st.session_state.get("models_compare_job")

@@ -14,6 +14,7 @@ from app.text import count
 from cactus.encoders.config import ATTENTION_MODES
 from cactus.errors import CactusError
 from db import ModelInfo, SetDetail
+from db.errors import AccessError
 
 MODE_NAMES = {name: mode.label for name, mode in ATTENTION_MODES.items()}
 #: Which two clusterings the disagreement marks compare, the first pair present.
@@ -49,7 +50,8 @@ def teacher_button(detail: SetDetail) -> None:
         return
     if st.button("Ask the teacher for this set", icon=":material/psychology:",
                  help="Queue a label job: Claude clusters this set (needs a worker; `cactus app` starts one)."):
-        job = state.queue_job(lambda session: actions.ask_teacher(session, detail), "Could not queue the teacher")
+        job = state.queue_job(lambda session: actions.ask_teacher(session, detail), "Could not queue the teacher",
+                              needs="admin", action="Asking the teacher")
         if job is not None:
             st.session_state.setdefault("review_jobs", {})[("teacher", detail.id)] = job.id
 
@@ -66,9 +68,12 @@ def predict_button(detail: SetDetail, model: ModelInfo | None) -> None:
                       "(given under the heatmap) and store the result."):
         try:
             loaded = state.loaded_model(model)
-            with st.spinner(f"Clustering with {model.name}…"), state.model_in_use(), state.writing() as session:
+            with (st.spinner(f"Clustering with {model.name}…"), state.model_in_use(),
+                  state.writing("annotator", "Clustering sets with the model") as session):
                 actions.predict_set(session, detail, model, loaded, override)
             st.rerun()
+        except AccessError as exc:
+            st.error(str(exc))
         except (CactusError, OSError) as exc:
             st.error(f"The model {model.name!r} could not cluster this set: {exc}. Activate another model on the "
                      "Models page, or train one.")
