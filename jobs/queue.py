@@ -50,13 +50,14 @@ class JobInfo:
     heartbeat_at: datetime | None
     updated_at: datetime
     uid: str  # unique across stores and resets: it names the job's work folder
+    lease: int  # the fencing token of the current claim (see jobs.claims)
 
     @classmethod
     def of(cls, row: JobRow) -> JobInfo:
         return cls(row.id, row.type, dict(row.params or {}), row.status, row.dataset_id, row.progress, row.message,
                    row.log_tail, dict(row.metrics or {}), row.result, row.error, row.traceback, row.cancel_requested,
                    row.worker_id, row.attempts, row.max_attempts, row.created_at, row.started_at, row.finished_at,
-                   row.heartbeat_at, row.updated_at, row.uid)
+                   row.heartbeat_at, row.updated_at, row.uid, row.lease)
 
     @property
     def folder(self) -> str:
