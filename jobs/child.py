@@ -31,7 +31,7 @@ from jobs.base import JobCancelled, JobContext, JobError, LeaseLost, channel_fro
 from jobs.types import get_job_type
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED, EXIT_LEASE_LOST = 0, 1, 3, 4
-_lost: list[str] = []  # why the lease is gone, once the watchdog found out (read by the SIGTERM handler)
+_lease: dict[str, Any] = {"lost": None, "raised": False}  # the watchdog's finding, for the SIGTERM handler
 
 
 def _watch_parent() -> None:
@@ -67,7 +67,7 @@ def _watch_lease(ctx: JobContext, interval: float, grace: float) -> None:
                 continue
             if lost is not None:
                 break
-        _lost.append(lost)
+        _lease["lost"] = lost
         ctx.lease_lost(lost)
         os.kill(os.getpid(), signal.SIGTERM)  # LeaseLost in the job: its finally blocks run
         time.sleep(grace)
@@ -77,10 +77,10 @@ def _watch_lease(ctx: JobContext, interval: float, grace: float) -> None:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    if _lost:
-        if len(_lost) == 1:  # once: the job is on its way out
-            _lost.append("raised")
-            raise LeaseLost(_lost[0])
+    if _lease["lost"] is not None:
+        if not _lease["raised"]:  # once: after that the job is on its way out already
+            _lease["raised"] = True
+            raise LeaseLost(_lease["lost"])
         return
     raise JobCancelled("stopped by the worker")
 
@@ -109,6 +109,7 @@ def run(spec: dict[str, Any], channel: Any) -> int:
         send({"kind": "cancelled"})
         return EXIT_CANCELLED
     except LeaseLost as exc:  # nobody listens for this job's messages any more: say it in the log only
+        _lease["raised"] = True
         print(f"stopped: the lease was lost ({exc}); nothing more is written for this attempt", file=sys.stderr,
               flush=True)
         return EXIT_LEASE_LOST

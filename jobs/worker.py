@@ -166,7 +166,8 @@ class Worker:
             process = JobProcess(spec, log_path=work_dir / "log.txt")
         except OSError as exc:
             error = f"cannot start the job's process: {exc}"
-            self._db(lambda s: claims.finish(s, job.id, self.id, job.lease, "failed", error=error, message="failed to start"))
+            self._db(lambda s: claims.finish(s, job.id, self.id, job.lease, "failed", error=error,
+                                             message="failed to start"))
             return "failed"
         state = _JobState(progress=job.progress, message=job.message, metrics=dict(job.metrics))
         try:
@@ -192,7 +193,8 @@ class Worker:
             if due or (news and now - last_beat >= min(0.5, self.config.heartbeat_interval)):
                 fields = state.fields(process.log_tail())
                 try:
-                    beat = self._db(lambda s, fields=fields: claims.heartbeat(s, job.id, self.id, job.lease, **fields), retries=1)
+                    beat = self._db(lambda s, fields=fields: claims.heartbeat(s, job.id, self.id, job.lease, **fields),
+                                    retries=1)
                 except OperationalError as exc:
                     log.warning("job %s: heartbeat failed (%s)", job.id, str(exc).splitlines()[0])
                     beat = None
@@ -229,7 +231,8 @@ class Worker:
     def _end(self, job: JobInfo, status: str, state: _JobState, process: JobProcess, **fields: Any) -> None:
         values = {"progress": state.progress, "metrics": state.metrics, "log_tail": process.log_tail(), **fields}
         if not self._db(lambda s: claims.finish(s, job.id, self.id, job.lease, status, **values)):
-            log.warning("job %s ended (%s) but was no longer this worker's; left as it is", job.id, status)
+            log.warning("job %s ended (%s) but its lease had moved on (the job was requeued for another worker or "
+                        "cancelled while this one was silent); left as it is", job.id, status)
             return
         suffix = f": {fields['error']}" if status == "failed" else ""
         log.info("job %s (%s): %s%s", job.id, job.type, status, suffix)
