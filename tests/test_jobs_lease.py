@@ -84,7 +84,7 @@ def test_a_store_session_of_a_job_whose_lease_moved_on_writes_nothing(store_url,
         add_clustering(session, set_id, "teacher", [[0], [1]], job_id=job_id)
     with pytest.raises(LeaseLost):  # and the process knows it now: its reports to the worker stop too
         ctx.progress(0.5, "half")
-    with session_scope(store_url, readonly=True) as session:
+    with session_scope(store_url) as session:
         assert session.scalar(select(func.count(ClusteringRow.id)).where(ClusteringRow.source == "teacher")) == 1
         # the holder of the new lease writes as before
         assert claims.heartbeat(session, job_id, "other-worker", second.lease).owned
