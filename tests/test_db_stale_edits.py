@@ -79,9 +79,9 @@ def test_an_edit_after_a_read_in_the_same_transaction_applies_to_the_clustering_
         seen = get_set(session, set_id)
         with session_scope(store_url) as other:
             apply_edit(other, set_id, Move(entity=0, to=1), author="bo")  # {0,1} {2} {3}
-        with pytest.raises(ConflictError, match="changed by someone else"):  # a stale head is refused ...
-            with session.begin_nested():
-                apply_edit(session, set_id, Move(entity=3, to=1), author="ana", expected_head=seen.edit_head)
+        # a stale head is refused ...
+        with pytest.raises(ConflictError, match="changed by someone else"), session.begin_nested():
+            apply_edit(session, set_id, Move(entity=3, to=1), author="ana", expected_head=seen.edit_head)
         # ... and without one the edit applies to what is there now
         apply_edit(session, set_id, Move(entity=3, to=1), author="ana")
     with session_scope(store_url, readonly=True) as session:
