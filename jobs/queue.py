@@ -150,8 +150,9 @@ def cancel(session: Session, job_id: int, *, orphaned_after: float = STALE_AFTER
     """Cancel a job: a queued one at once, a running one as soon as its worker sees the request (seconds).
 
     A running job whose worker has sent no heartbeat for ``orphaned_after`` seconds (it died, or is frozen) is
-    cancelled at once: no worker may ever come to see the request. Should its worker wake up, its next heartbeat
-    finds the job no longer its own and it stops the job's process.
+    cancelled at once: no worker may ever come to see the request. Should its worker be only frozen, the job's
+    process sees its lease gone within a heartbeat interval and stops itself (:mod:`jobs.child`), and the worker's
+    next heartbeat, when it wakes up, is refused.
 
     Raises:
         ConflictError: the job has finished already.
