@@ -23,7 +23,11 @@ logged and do not clear the redo stack.
 
 Concurrency: each change locks the set row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's write
 transaction does the same), so two people editing one set take turns. Pass ``expected_head`` (the
-:attr:`db.views.SetDetail.edit_head` that the page showed) to refuse an edit made on a stale view.
+:attr:`db.views.SetDetail.edit_head` that the page showed) to refuse an edit made on a stale view. The
+write is conditional on that head in one transaction on both databases: after the lock, the head and the
+human clustering are read afresh (never from rows the session loaded before the lock), and the new entry
+takes ``seq`` = head + 1, unique per set, so a write that raced past the lock anyway fails on commit as a
+:class:`db.errors.ConflictError` instead of landing on a state its author did not see.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.errors import ConflictError, EditError, NotFoundError
@@ -90,7 +95,8 @@ def _check_author(author: str) -> str:
 
 
 def _lock_set(session: Session, set_id: int, expected_head: int | None) -> tuple[SetRow, EditStacks]:
-    row = session.execute(select(SetRow).where(SetRow.id == set_id).with_for_update()).scalar_one_or_none()
+    row = session.execute(select(SetRow).where(SetRow.id == set_id).with_for_update()
+                          .execution_options(populate_existing=True)).scalar_one_or_none()
     if row is None:
         raise NotFoundError(f"no set with id {set_id}")
     stacks = edit_stacks(session, set_id)
@@ -101,8 +107,9 @@ def _lock_set(session: Session, set_id: int, expected_head: int | None) -> tuple
 
 
 def _human_row(session: Session, set_id: int) -> ClusteringRow | None:
-    return session.scalar(select(ClusteringRow).where(ClusteringRow.set_id == set_id,
-                                                       ClusteringRow.source == "human"))
+    # populate_existing: a row this session loaded before the set was locked may be stale (READ COMMITTED)
+    return session.scalar(select(ClusteringRow).where(ClusteringRow.set_id == set_id, ClusteringRow.source == "human")
+                          .execution_options(populate_existing=True))
 
 
 def _record(session: Session, set_id: int, stacks: EditStacks, *, action: str, params: dict[str, Any],
@@ -114,6 +121,11 @@ def _record(session: Session, set_id: int, stacks: EditStacks, *, action: str, p
                         before=before.to_json() if before is not None else None,
                         after=after.to_json() if after is not None else None,
                         target_seq=target_seq, author=author))
+    try:
+        session.flush()  # (set_id, seq) is unique: the entry lands right after the head it was based on, or fails
+    except IntegrityError:
+        raise ConflictError(f"set {set_id} was changed by someone else while this edit was made (edit {seq} "
+                            "exists already); reload the set and redo your change") from None
     human = _human_row(session, set_id)
     if after is None:  # undone to before the first accept: no human clustering, so nothing reviewed either
         if human is not None:

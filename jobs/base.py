@@ -9,6 +9,13 @@ log tail. It returns a JSON-able dict, stored as the job's ``result`` (e.g. ``{"
 A job whose worker died is run again (once, by default) with ``ctx.attempt`` = 2 and the same
 ``ctx.work_dir``: a job type that keeps its state there (checkpoints) or in the store resumes instead
 of starting over.
+
+Fencing. A job runs under a lease (``ctx.lease``, a token from the claim). Should its worker freeze past
+``--stale-after`` and another worker take the job over, the lease moves on, and everything this process
+would still write is refused with :class:`LeaseLost`: every ``ctx.session()`` checks the lease in the same
+transaction, and ``ctx.progress``/``metrics``/``point`` stop once the process knows its lease is gone (a
+watchdog thread of ``jobs.child`` looks every heartbeat interval and stops the process). Writes of a job's
+own (files in ``work_dir``) that must not happen twice go inside a ``with ctx.session():`` block.
 """
 
 from __future__ import annotations
@@ -45,6 +52,10 @@ class JobCancelled(BaseException):  # a BaseException: `except Exception` in a j
     """Raised inside a job's process when the worker stops it (cancel or shutdown)."""
 
 
+class LeaseLost(BaseException):  # a BaseException, as JobCancelled: the job must stop, not carry on
+    """Raised inside a job's process whose lease moved on: another worker has the job, or it was cancelled."""
+
+
 @dataclass(frozen=True)
 class JobType(Generic[P]):
     """A kind of background job.
@@ -76,6 +87,8 @@ class JobContext:
         attempt: 1 for the first run, 2 when a worker died and the job is run again.
         db_url: the store's URL (also in ``CACTUS_DB_URL`` of the job's process).
         work_dir: a folder of this job's own that survives a retry (checkpoints, exports, the full log).
+        lease: the fencing token of this run (see :mod:`jobs.claims`); None runs unfenced (a job run
+            outside a worker, e.g. by a test).
     """
 
     job_id: int
@@ -84,14 +97,26 @@ class JobContext:
     attempt: int
     db_url: str
     work_dir: Path
+    lease: int | None = None
     _channel: BinaryIO | None = field(default=None, repr=False)
+    _lost: str | None = field(default=None, repr=False)
 
     @property
     def resumed(self) -> bool:
         """True when an earlier attempt ran (and may have left work in ``work_dir`` or the store)."""
         return self.attempt > 1
 
+    def lease_lost(self, reason: str) -> None:
+        """Note that the lease is gone (the child's watchdog calls this): later reports and sessions raise."""
+        self._lost = reason
+
+    def check_lease(self) -> None:
+        """Raise :class:`LeaseLost` if this process is known to have lost its lease."""
+        if self._lost is not None:
+            raise LeaseLost(self._lost)
+
     def _send(self, message: dict[str, Any]) -> None:
+        self.check_lease()
         if self._channel is None:
             return
         self._channel.write((json.dumps(message, default=str) + "\n").encode())
@@ -124,10 +149,25 @@ class JobContext:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A store session (commits on success), as :func:`db.session.session_scope`."""
+        """A store session (commits on success), as :func:`db.session.session_scope`, fenced by the lease.
+
+        It starts by checking that this run still holds the job's lease and keeps the check true until it
+        commits (PostgreSQL: the job's row is locked ``FOR SHARE``; SQLite: the write lock), so what it writes
+        is refused (:class:`LeaseLost`, nothing committed) once another worker has the job or it was cancelled.
+        Keep the block short: on PostgreSQL the worker's heartbeat waits for it.
+        """
         from db.session import session_scope
 
+        self.check_lease()
         with session_scope(self.db_url) as session:
+            if self.lease is not None:
+                from jobs.claims import check_lease
+
+                try:
+                    check_lease(session, self.job_id, self.lease)
+                except LeaseLost as exc:
+                    self._lost = str(exc)
+                    raise
             yield session
 
 

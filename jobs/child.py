@@ -5,6 +5,12 @@ The worker writes the job's spec as one JSON line on stdin and keeps stdin open;
 are the job's log. When stdin closes, the worker is gone: the job's whole process group is killed so
 that nothing keeps running (or holding a GPU) unsupervised. SIGTERM raises :class:`JobCancelled`
 inside the job so that its ``finally`` blocks run; the worker follows up with SIGKILL if it lingers.
+
+A frozen worker keeps stdin open, so the child also watches its lease: every ``lease_check`` seconds
+(the worker's heartbeat interval) a thread reads the job's row, and once the lease has moved on (another
+worker took the job over, or it was cancelled while its worker was silent) it raises :class:`LeaseLost`
+in the job (SIGTERM to itself) and, should the job still run ``lease_grace`` seconds later (blocked on a
+frozen worker's full pipe, say), kills the process group.
 """
 
 from __future__ import annotations
@@ -15,15 +21,17 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 from cactus.errors import CactusError
-from jobs.base import JobCancelled, JobContext, JobError, channel_from_fd
+from jobs.base import JobCancelled, JobContext, JobError, LeaseLost, channel_from_fd
 from jobs.types import get_job_type
 
-EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 3
+EXIT_OK, EXIT_FAILED, EXIT_CANCELLED, EXIT_LEASE_LOST = 0, 1, 3, 4
+_lease: dict[str, Any] = {"lost": None, "raised": False}  # the watchdog's finding, for the SIGTERM handler
 
 
 def _watch_parent() -> None:
@@ -38,7 +46,42 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="cactus-job-watchdog", daemon=True).start()
 
 
+def _kill_group_and_exit(code: int) -> None:
+    if os.getpgrp() == os.getpid():
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    os._exit(code)
+
+
+def _watch_lease(ctx: JobContext, interval: float, grace: float) -> None:
+    """Stop this process within about ``interval`` s once its lease is gone, even if its worker is frozen."""
+    from db.session import session_scope
+    from jobs.claims import lease_state
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                with session_scope(ctx.db_url, readonly=True) as session:
+                    lost = lease_state(session, ctx.job_id, ctx.lease)  # type: ignore[arg-type]
+            except Exception:  # the store is unreachable for now: not a reason to stop a job
+                continue
+            if lost is not None:
+                break
+        _lease["lost"] = lost
+        ctx.lease_lost(lost)
+        os.kill(os.getpid(), signal.SIGTERM)  # LeaseLost in the job: its finally blocks run
+        time.sleep(grace)
+        _kill_group_and_exit(EXIT_LEASE_LOST)  # it did not stop in time
+
+    threading.Thread(target=watch, name="cactus-job-lease", daemon=True).start()
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
+    if _lease["lost"] is not None:
+        if not _lease["raised"]:  # once: after that the job is on its way out already
+            _lease["raised"] = True
+            raise LeaseLost(_lease["lost"])
+        return
     raise JobCancelled("stopped by the worker")
 
 
@@ -46,7 +89,9 @@ def run(spec: dict[str, Any], channel: Any) -> int:
     """Run the job described by ``spec``; returns the process's exit status."""
     ctx = JobContext(job_id=int(spec["job_id"]), type=spec["type"], params=dict(spec["params"]),
                      attempt=int(spec["attempt"]), db_url=spec["db_url"], work_dir=Path(spec["work_dir"]),
-                     _channel=channel)
+                     lease=spec.get("lease"), _channel=channel)
+    if ctx.lease is not None and spec.get("lease_check"):
+        _watch_lease(ctx, float(spec["lease_check"]), float(spec.get("lease_grace") or 5.0))
 
     def send(message: dict[str, Any]) -> None:
         channel.write((json.dumps(message, default=str) + "\n").encode())
@@ -63,6 +108,11 @@ def run(spec: dict[str, Any], channel: Any) -> int:
     except JobCancelled:
         send({"kind": "cancelled"})
         return EXIT_CANCELLED
+    except LeaseLost as exc:  # nobody listens for this job's messages any more: say it in the log only
+        _lease["raised"] = True
+        print(f"stopped: the lease was lost ({exc}); nothing more is written for this attempt", file=sys.stderr,
+              flush=True)
+        return EXIT_LEASE_LOST
     except BaseException as exc:  # every failure becomes a readable error in the store
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
@@ -92,4 +142,6 @@ if __name__ == "__main__":
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()
+    if code == EXIT_LEASE_LOST:  # its worker may be frozen: end what the job started here and now
+        _kill_group_and_exit(code)
     os._exit(code)  # skip interpreter teardown: non-daemon threads of a job (thread pools) cannot hold us

@@ -1,8 +1,11 @@
 """The worker's side of the job table: claim, heartbeat, finish, release and recover stale jobs.
 
-Every write names the worker and expects the job to be ``running``, so a worker that lost its job (it
-stalled, another worker marked it stale and requeued it) finds out from the row count instead of
-overwriting someone else's state.
+Leases. Every claim and every requeue adds one to the job's ``lease``, a fencing token. :func:`claim_next`
+returns the new value; the worker's writes (heartbeat, finish, release) name it and the job's process
+gets it in its spec, so its store sessions (:meth:`jobs.base.JobContext.session`) check it in the same
+transaction (:func:`check_lease`). A worker or job process that lost its job (it was frozen past
+``--stale-after`` and another worker took the job over, or the job was cancelled while orphaned) finds
+out from the row count or the check instead of overwriting someone else's state.
 
 Claiming is atomic with several workers:
 
@@ -27,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from db.models import JobRow
 from db.types import utcnow
+from jobs.base import LeaseLost
 from jobs.queue import JobInfo
 
 
@@ -36,6 +40,7 @@ def claim_next(session: Session, worker_id: str) -> JobInfo | None:
     values: dict[str, Any] = {
         "status": "running", "worker_id": worker_id, "started_at": now, "heartbeat_at": now, "updated_at": now,
         "attempts": JobRow.attempts + 1, "cancel_requested": False, "error": None, "traceback": None,
+        "lease": JobRow.lease + 1,
     }
     if session.get_bind().dialect.name == "postgresql":
         job_id = session.scalar(select(JobRow.id).where(JobRow.status == "queued").order_by(JobRow.id).limit(1)
@@ -64,34 +69,39 @@ class Beat:
     cancel_requested: bool
 
 
-def heartbeat(session: Session, job_id: int, worker_id: str, **fields: Any) -> Beat:
+def _held(job_id: int, worker_id: str, lease: int) -> tuple[Any, ...]:
+    """The conditions of a write by the holder of ``lease``: the job is still running under it."""
+    return (JobRow.id == job_id, JobRow.worker_id == worker_id, JobRow.lease == lease, JobRow.status == "running")
+
+
+def heartbeat(session: Session, job_id: int, worker_id: str, lease: int, **fields: Any) -> Beat:
     """Refresh the heartbeat and write ``fields`` (progress, message, log_tail, metrics) of a running job."""
     now = utcnow()
     cancel_requested = session.scalar(
-        update(JobRow).where(JobRow.id == job_id, JobRow.worker_id == worker_id, JobRow.status == "running")
+        update(JobRow).where(*_held(job_id, worker_id, lease))
         .values(heartbeat_at=now, updated_at=now, **fields).returning(JobRow.cancel_requested))
     if cancel_requested is None:
         return Beat(False, False)
     return Beat(True, bool(cancel_requested))
 
 
-def finish(session: Session, job_id: int, worker_id: str, status: str, **fields: Any) -> bool:
+def finish(session: Session, job_id: int, worker_id: str, lease: int, status: str, **fields: Any) -> bool:
     """Mark a running job of this worker succeeded, failed or cancelled; False if it is no longer ours."""
     assert status in ("succeeded", "failed", "cancelled"), status
     now = utcnow()
     result = session.execute(
-        update(JobRow).where(JobRow.id == job_id, JobRow.worker_id == worker_id, JobRow.status == "running")
+        update(JobRow).where(*_held(job_id, worker_id, lease))
         .values(status=status, finished_at=now, heartbeat_at=now, updated_at=now, **fields))
     return result.rowcount == 1
 
 
-def release(session: Session, job_id: int, worker_id: str, reason: str) -> bool:
+def release(session: Session, job_id: int, worker_id: str, lease: int, reason: str) -> bool:
     """Put a job this worker is giving up (it is shutting down) back in the queue, attempt not counted."""
     now = utcnow()
     result = session.execute(
-        update(JobRow).where(JobRow.id == job_id, JobRow.worker_id == worker_id, JobRow.status == "running")
+        update(JobRow).where(*_held(job_id, worker_id, lease))
         .values(status="queued", worker_id=None, heartbeat_at=None, updated_at=now, message=reason,
-                attempts=JobRow.attempts - 1))
+                attempts=JobRow.attempts - 1, lease=JobRow.lease + 1))
     return result.rowcount == 1
 
 
@@ -112,7 +122,7 @@ def recover_stale(session: Session, stale_after: float) -> list[JobInfo]:
             values: dict[str, Any] = {"status": "cancelled", "finished_at": now,
                                       "message": f"cancelled; {seen}"}
         elif row.attempts < row.max_attempts:
-            values = {"status": "queued", "worker_id": None, "heartbeat_at": None,
+            values = {"status": "queued", "worker_id": None, "heartbeat_at": None, "lease": row.lease + 1,
                       "message": f"requeued: {seen}; it died or was killed. Attempt {row.attempts + 1} of "
                                  f"{row.max_attempts} resumes where the job left its work"}
         else:
@@ -121,8 +131,37 @@ def recover_stale(session: Session, stale_after: float) -> list[JobInfo]:
                                f"{row.max_attempts} attempt(s). See the log tail, then retry the job"}
         done = session.execute(update(JobRow).where(
             JobRow.id == row.id, JobRow.status == "running", JobRow.heartbeat_at == row.heartbeat_at,
+            JobRow.lease == row.lease,
         ).values(updated_at=now, **values))
         if done.rowcount == 1:
             session.refresh(row)
             changed.append(JobInfo.of(row))
     return changed
+
+
+def lease_state(session: Session, job_id: int, lease: int, *, lock: bool = False) -> str | None:
+    """Why ``lease`` no longer holds job ``job_id`` (a sentence), or None while it does.
+
+    ``lock``: on PostgreSQL, lock the job's row (``FOR SHARE``) until the transaction ends, so that no claim,
+    requeue or cancel can move the lease on before this transaction commits (SQLite's write transaction holds
+    the database's write lock already).
+    """
+    query = select(JobRow.lease, JobRow.status).where(JobRow.id == job_id)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    row = session.execute(query).one_or_none()
+    if row is None:
+        return f"job {job_id} was deleted"
+    if row.lease != lease:
+        return (f"job {job_id} was taken over (its lease is {row.lease}, this process held {lease}): its worker "
+                "stopped sending heartbeats for too long and the job was requeued")
+    if row.status != "running":
+        return f"job {job_id} is {row.status} now"
+    return None
+
+
+def check_lease(session: Session, job_id: int, lease: int) -> None:
+    """Raise :class:`jobs.base.LeaseLost` unless ``lease`` still holds the job; the check holds until commit."""
+    lost = lease_state(session, job_id, lease, lock=True)
+    if lost is not None:
+        raise LeaseLost(lost)

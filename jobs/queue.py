@@ -50,6 +50,7 @@ class JobInfo:
     heartbeat_at: datetime | None
     updated_at: datetime
     uid: str  # unique across stores and resets: it names the job's work folder
+    lease: int  # the fencing token of the current claim (see jobs.claims)
     created_by: str | None = None  # who queued it, when known
 
     @classmethod
@@ -57,7 +58,7 @@ class JobInfo:
         return cls(row.id, row.type, dict(row.params or {}), row.status, row.dataset_id, row.progress, row.message,
                    row.log_tail, dict(row.metrics or {}), row.result, row.error, row.traceback, row.cancel_requested,
                    row.worker_id, row.attempts, row.max_attempts, row.created_at, row.started_at, row.finished_at,
-                   row.heartbeat_at, row.updated_at, row.uid, row.created_by)
+                   row.heartbeat_at, row.updated_at, row.uid, row.lease, row.created_by)
 
     @property
     def folder(self) -> str:
@@ -167,8 +168,9 @@ def cancel(session: Session, job_id: int, *, orphaned_after: float = STALE_AFTER
     """Cancel a job: a queued one at once, a running one as soon as its worker sees the request (seconds).
 
     A running job whose worker has sent no heartbeat for ``orphaned_after`` seconds (it died, or is frozen) is
-    cancelled at once: no worker may ever come to see the request. Should its worker wake up, its next heartbeat
-    finds the job no longer its own and it stops the job's process.
+    cancelled at once: no worker may ever come to see the request. Should its worker be only frozen, the job's
+    process sees its lease gone within a heartbeat interval and stops itself (:mod:`jobs.child`), and the worker's
+    next heartbeat, when it wakes up, is refused.
 
     Raises:
         ConflictError: the job has finished already.

@@ -160,12 +160,14 @@ class Worker:
         log.info("job %s (%s) attempt %d: started", job.id, job.type, job.attempts)
         work_dir = self.jobs_dir / job.folder
         spec = {"job_id": job.id, "type": job.type, "params": job.params, "attempt": job.attempts,
-                "db_url": self.url, "work_dir": str(work_dir)}
+                "db_url": self.url, "work_dir": str(work_dir), "lease": job.lease,
+                "lease_check": self.config.heartbeat_interval, "lease_grace": self.config.cancel_grace}
         try:
             process = JobProcess(spec, log_path=work_dir / "log.txt")
         except OSError as exc:
             error = f"cannot start the job's process: {exc}"
-            self._db(lambda s: claims.finish(s, job.id, self.id, "failed", error=error, message="failed to start"))
+            self._db(lambda s: claims.finish(s, job.id, self.id, job.lease, "failed", error=error,
+                                             message="failed to start"))
             return "failed"
         state = _JobState(progress=job.progress, message=job.message, metrics=dict(job.metrics))
         try:
@@ -182,7 +184,7 @@ class Worker:
                 break
             if self._stop.is_set():
                 process.stop(self.config.cancel_grace)
-                self._db(lambda s: claims.release(s, job.id, self.id, "requeued: its worker was stopped"))
+                self._db(lambda s: claims.release(s, job.id, self.id, job.lease, "requeued: its worker was stopped"))
                 log.info("job %s: put back in the queue (worker stopping)", job.id)
                 return "released"
             now = time.monotonic()
@@ -191,7 +193,8 @@ class Worker:
             if due or (news and now - last_beat >= min(0.5, self.config.heartbeat_interval)):
                 fields = state.fields(process.log_tail())
                 try:
-                    beat = self._db(lambda s, fields=fields: claims.heartbeat(s, job.id, self.id, **fields), retries=1)
+                    beat = self._db(lambda s, fields=fields: claims.heartbeat(s, job.id, self.id, job.lease, **fields),
+                                    retries=1)
                 except OperationalError as exc:
                     log.warning("job %s: heartbeat failed (%s)", job.id, str(exc).splitlines()[0])
                     beat = None
@@ -199,7 +202,8 @@ class Worker:
                     last_beat = now
                     if not beat.owned:
                         process.stop(self.config.cancel_grace)
-                        log.warning("job %s was taken from this worker (marked stale?); stopped it", job.id)
+                        log.warning("job %s: its lease moved on (this worker was taken for dead and the job requeued, "
+                                    "or it was cancelled); stopped its process", job.id)
                         return "lost"
                     if beat.cancel_requested:
                         process.stop(self.config.cancel_grace)
@@ -226,8 +230,9 @@ class Worker:
 
     def _end(self, job: JobInfo, status: str, state: _JobState, process: JobProcess, **fields: Any) -> None:
         values = {"progress": state.progress, "metrics": state.metrics, "log_tail": process.log_tail(), **fields}
-        if not self._db(lambda s: claims.finish(s, job.id, self.id, status, **values)):
-            log.warning("job %s ended (%s) but was no longer this worker's; left as it is", job.id, status)
+        if not self._db(lambda s: claims.finish(s, job.id, self.id, job.lease, status, **values)):
+            log.warning("job %s ended (%s) but its lease had moved on (the job was requeued for another worker or "
+                        "cancelled while this one was silent); left as it is", job.id, status)
             return
         suffix = f": {fields['error']}" if status == "failed" else ""
         log.info("job %s (%s): %s%s", job.id, job.type, status, suffix)

@@ -175,3 +175,73 @@ def job_folder(tmp_path: Path, url: str, job_id: int) -> Path:
 
     with session_scope(url, readonly=True) as session:
         return tmp_path / "jobs" / get_job(session, job_id).folder
+
+
+# --- faults under a worker (tests/test_jobs_lease.py, tests/test_jobs_worker.py) -----------------------
+
+def step_runs(work: Path) -> dict[int, list[int]]:
+    """Which attempts ran each step of a ``test.steps`` job: one line per run in ``step-<i>``."""
+    return {int(p.name.split("-")[1]): [int(line) for line in p.read_text().split()] for p in work.glob("step-*")}
+
+
+def steps_run_twice(work: Path) -> list[int]:
+    """The steps of a ``test.steps`` job that ran more than once (should be none)."""
+    return sorted(step for step, attempts in step_runs(work).items() if len(attempts) > 1)
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie that its frozen parent has not reaped does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of process ``pid`` (Linux /proc)."""
+    return [int(c) for c in (Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+
+
+def _store_is_free(url: str, job_id: int) -> bool:
+    """Whether another process can write the store (and job ``job_id``'s row) within a second."""
+    import sqlite3
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        connection = sqlite3.connect(parsed.database, timeout=1.0, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            connection.close()
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("SET LOCAL lock_timeout = '1s'"))
+            connection.execute(text("SELECT id FROM jobs WHERE id = :id FOR UPDATE"), {"id": job_id})
+        return True
+    except Exception:  # lock timeout: the frozen process holds the row
+        return False
+    finally:
+        engine.dispose()
+
+
+def freeze(process: subprocess.Popen, url: str, job_id: int) -> None:
+    """SIGSTOP ``process`` at a moment when it holds no lock in the store (not in the middle of a heartbeat).
+
+    A process frozen inside a write transaction would hold up every writer (SQLite) or the job's row
+    (PostgreSQL), which is another fault than the one under test.
+    """
+    import signal
+
+    for _ in range(20):
+        os.kill(process.pid, signal.SIGSTOP)
+        if _store_is_free(url, job_id):
+            return
+        os.kill(process.pid, signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("the worker held the store's lock at every try; cannot freeze it cleanly")

@@ -1,9 +1,11 @@
 """A job type plugin for the worker tests, loaded the way users load theirs: ``CACTUS_JOB_TYPES=<this module>``.
 
 ``test.steps`` counts through ``steps`` steps, sleeping ``delay`` seconds in each, printing a line and
-reporting progress. Each finished step leaves a file ``step-<i>`` in the job's work folder, and a run
-skips the steps already there, so a job run again after its worker died resumes where it stopped
-(the result says from which step). ``fail_at`` makes it raise at that step.
+reporting progress. Each finished step appends the attempt that ran it to a file ``step-<i>`` in the job's
+work folder, inside a store session of the job (fenced by its lease: refused once another worker took the
+job over), so a file with two lines is a step that ran twice. A run skips the steps already there, so a job
+run again after its worker died resumes where it stopped (the result says from which step). ``fail_at``
+makes it raise at that step.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def run_steps(ctx: JobContext, params: StepsParams) -> dict[str, Any]:
         if params.fail_at == i:
             raise ValueError(f"asked to fail at step {i}")
         time.sleep(params.delay)
-        (ctx.work_dir / f"step-{i}").write_text(str(ctx.attempt))
+        with ctx.session(), (ctx.work_dir / f"step-{i}").open("a") as record:  # only while the lease holds
+            record.write(f"{ctx.attempt}\n")
         print(f"step {i} done (attempt {ctx.attempt})", flush=True)
         ctx.progress((i + 1) / params.steps, f"step {i + 1}/{params.steps}")
         ctx.metrics(steps_done=i + 1)

@@ -15,6 +15,7 @@ from db import (
     get_set,
     import_sets,
     list_sets,
+    rebuild_human_clustering,
     session_scope,
     start_clustering,
 )
@@ -65,3 +66,25 @@ def test_a_commit_between_the_reads_of_a_set_never_lets_a_stale_edit_through(sto
         assert missed_head
         with pytest.raises(ConflictError, match="changed by someone else"), session_scope(store_url) as session:
             apply_edit(session, set_id, Move(entity=3, to=0), author="ana", expected_head=seen.edit_head)
+
+
+def test_an_edit_after_a_read_in_the_same_transaction_applies_to_the_clustering_as_it_is_now(store_url):
+    """The set is read, then edited, in one read-write session while another user's edit commits in between
+    (PostgreSQL, READ COMMITTED): the edit must apply to the clustering after that commit, not to the copy the
+    session read first, or the other user's edit would be silently undone and the log would not replay."""
+    if store_url.startswith("sqlite"):
+        pytest.skip("a read-write SQLite session holds the write lock from its first read: no edit commits between")
+    set_id = one_set(store_url)
+    with session_scope(store_url) as session:
+        seen = get_set(session, set_id)
+        with session_scope(store_url) as other:
+            apply_edit(other, set_id, Move(entity=0, to=1), author="bo")  # {0,1} {2} {3}
+        # a stale head is refused ...
+        with pytest.raises(ConflictError, match="changed by someone else"), session.begin_nested():
+            apply_edit(session, set_id, Move(entity=3, to=1), author="ana", expected_head=seen.edit_head)
+        # ... and without one the edit applies to what is there now
+        apply_edit(session, set_id, Move(entity=3, to=1), author="ana")
+    with session_scope(store_url, readonly=True) as session:
+        now = get_set(session, set_id)
+        assert sorted(map(sorted, now.human.clusters)) == [[0, 1], [2, 3]]
+        assert rebuild_human_clustering(session, set_id).clusters == now.human.clusters

@@ -33,8 +33,8 @@ def test_a_sqlite_store_keeps_its_files_beside_it_and_a_setting_moves_them(tmp_p
 
 def finished_job(session, status: str):
     job = enqueue(session, "test.steps", {"steps": 1})
-    claims.claim_next(session, "w")
-    claims.finish(session, job.id, "w", status)
+    lease = claims.claim_next(session, "w").lease
+    claims.finish(session, job.id, "w", lease, status)
     return job
 
 

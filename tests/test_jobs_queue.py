@@ -86,12 +86,14 @@ def test_claims_go_oldest_first_and_once(store_url):
     assert "started by worker worker-a (attempt 1 of 2)" in a.message and a.started_at is not None
     assert (b.id, b.worker_id) == (second, "worker-b")
     with session_scope(store_url) as session:
-        # only the owner may heartbeat or finish
-        assert claims.heartbeat(session, first, "worker-a", progress=0.5, message="half").owned
-        assert not claims.heartbeat(session, first, "worker-b", progress=0.9).owned
-        assert not claims.finish(session, first, "worker-b", "succeeded")
-        assert claims.finish(session, first, "worker-a", "succeeded", result={"ok": True})
-        assert not claims.finish(session, first, "worker-a", "failed")  # finished already
+        # only the owner, with the lease it got, may heartbeat or finish
+        assert claims.heartbeat(session, first, "worker-a", a.lease, progress=0.5, message="half").owned
+        assert not claims.heartbeat(session, first, "worker-b", a.lease, progress=0.9).owned
+        assert not claims.heartbeat(session, first, "worker-a", a.lease - 1, progress=0.9).owned
+        assert not claims.finish(session, first, "worker-b", a.lease, "succeeded")
+        assert not claims.finish(session, first, "worker-a", a.lease + 1, "succeeded")
+        assert claims.finish(session, first, "worker-a", a.lease, "succeeded", result={"ok": True})
+        assert not claims.finish(session, first, "worker-a", a.lease, "failed")  # finished already
     with session_scope(store_url, readonly=True) as session:
         done = get_job(session, first)
         assert (done.status, done.progress, done.message, done.result) == ("succeeded", 0.5, "half", {"ok": True})
@@ -109,13 +111,15 @@ def test_cancel_queued_running_and_finished_jobs(store_url):
         finished = enqueue(session, "test.steps", {"steps": 1}).id
     with session_scope(store_url) as session:
         assert cancel(session, queued).status == "cancelled"
-        assert claims.claim_next(session, "w").id == running  # the cancelled one is never claimed
+        claimed = claims.claim_next(session, "w")
+        assert claimed.id == running  # the cancelled one is never claimed
         job = cancel(session, running)
         assert (job.status, job.cancel_requested) == ("running", True)
-        assert claims.heartbeat(session, running, "w").cancel_requested
-        assert claims.finish(session, running, "w", "cancelled")
-        assert claims.claim_next(session, "w").id == finished
-        claims.finish(session, finished, "w", "succeeded")
+        assert claims.heartbeat(session, running, "w", claimed.lease).cancel_requested
+        assert claims.finish(session, running, "w", claimed.lease, "cancelled")
+        claimed = claims.claim_next(session, "w")
+        assert claimed.id == finished
+        claims.finish(session, finished, "w", claimed.lease, "succeeded")
         with pytest.raises(ConflictError, match="has succeeded already"):
             cancel(session, finished)
         with pytest.raises(NotFoundError):
@@ -136,7 +140,7 @@ def _age_heartbeat(url: str, job_id: int, seconds: float) -> None:
 def test_stale_jobs_are_requeued_once_then_failed(store_url):
     with session_scope(store_url) as session:
         job_id = enqueue(session, "test.steps", {"steps": 1}).id
-        claims.claim_next(session, "dead-worker")
+        first = claims.claim_next(session, "dead-worker")
     with session_scope(store_url) as session:
         assert claims.recover_stale(session, stale_after=30) == []  # fresh heartbeat: left alone
     _age_heartbeat(store_url, job_id, 60)
@@ -144,10 +148,13 @@ def test_stale_jobs_are_requeued_once_then_failed(store_url):
         (requeued,) = claims.recover_stale(session, stale_after=30)
         assert (requeued.status, requeued.worker_id) == ("queued", None)
         assert "dead-worker stopped sending heartbeats" in requeued.message and "Attempt 2 of 2" in requeued.message
+        assert requeued.lease == first.lease + 1  # the requeue moved the lease on: the first holder is fenced off
         second = claims.claim_next(session, "dead-again")
-        assert (second.id, second.attempts) == (job_id, 2)
-        assert claims.heartbeat(session, job_id, "dead-again").owned
-        assert not claims.heartbeat(session, job_id, "dead-worker").owned  # the first worker lost it
+        assert (second.id, second.attempts, second.lease) == (job_id, 2, first.lease + 2)
+        assert claims.heartbeat(session, job_id, "dead-again", second.lease).owned
+        assert not claims.heartbeat(session, job_id, "dead-worker", first.lease).owned  # the first worker lost it
+        # the same worker name with the old token (a worker id reused, a frozen process waking up) is refused too
+        assert not claims.heartbeat(session, job_id, "dead-again", first.lease).owned
     _age_heartbeat(store_url, job_id, 60)
     with session_scope(store_url) as session:
         (failed,) = claims.recover_stale(session, stale_after=30)
@@ -170,8 +177,8 @@ def test_a_stale_job_with_a_cancel_request_ends_cancelled(store_url):
 def test_release_puts_the_job_back_without_counting_the_attempt(store_url):
     with session_scope(store_url) as session:
         job_id = enqueue(session, "test.steps", {"steps": 1}).id
-        claims.claim_next(session, "w")
-        assert claims.release(session, job_id, "w", "requeued: its worker was stopped")
+        lease = claims.claim_next(session, "w").lease
+        assert claims.release(session, job_id, "w", lease, "requeued: its worker was stopped")
         job = get_job(session, job_id)
         assert (job.status, job.attempts, job.message) == ("queued", 0, "requeued: its worker was stopped")
         assert claims.claim_next(session, "w2").attempts == 1

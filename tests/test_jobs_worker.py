@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -21,7 +20,7 @@ from db.types import utcnow
 from jobs.queue import JobInfo, cancel, enqueue, get_job
 from jobs.types import PLUGINS_ENV
 from tests.fake_anthropic import FakeAnthropic, cluster_by_first_word, slow
-from tests.jobs_helpers import job_folder, make_set, start_worker, wait_for
+from tests.jobs_helpers import child_pids, job_folder, make_set, start_worker, steps_run_twice, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -109,6 +108,7 @@ def test_a_killed_worker_leaves_a_job_the_next_worker_resumes(store_url, tmp_pat
     assert done.attempts == 2 and done.result["attempt"] == 2
     assert done.result["resumed_from"] >= 3  # the second attempt skipped the steps already done
     assert sorted(int(p.read_text()) for p in work.glob("step-*"))[-1] == 2
+    assert steps_run_twice(work) == []  # the killed worker's job process ran no step the second attempt ran
     log = (tmp_path / "second.log").read_text()
     assert f"job {job_id}: requeued: worker" in log and "stopped sending heartbeats" in log
 
@@ -148,11 +148,6 @@ def test_cancel_stops_a_running_job_within_seconds_and_the_worker_goes_on(store_
     assert job(store_url, queued_job).started_at is None
 
 
-def child_pids(pid: int) -> list[int]:
-    """The direct children of process ``pid`` (Linux /proc)."""
-    return [int(c) for c in (Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
-
-
 def test_a_sigterm_nobody_sent_through_cancel_fails_the_job_and_says_so(store_url, tmp_path, workers):
     job_id = queue(store_url, "test.steps", {"steps": 1000, "delay": 0.05})
     workers.append(start_worker(store_url, tmp_path, "--exit-when-idle"))
@@ -163,6 +158,7 @@ def test_a_sigterm_nobody_sent_through_cancel_fails_the_job_and_says_so(store_ur
     failed = job(store_url, job_id)
     assert failed.status == "failed" and not failed.cancel_requested
     assert "stopped by SIGTERM from outside the workbench" in failed.error
+    assert steps_run_twice(job_folder(tmp_path, store_url, job_id)) == []
 
 
 def test_cancel_with_no_worker_alive_ends_the_job_at_once(store_url, tmp_path, workers):
@@ -175,6 +171,7 @@ def test_cancel_with_no_worker_alive_ends_the_job_at_once(store_url, tmp_path, w
         cancelled = cancel(session, job_id, orphaned_after=1.5)  # the workers' --stale-after here
     assert cancelled.status == "cancelled" and cancelled.finished_at is not None
     assert "stopped sending heartbeats" in cancelled.message
+    assert steps_run_twice(job_folder(tmp_path, store_url, job_id)) == []
 
 
 def test_bad_jobs_fail_readably_and_the_worker_goes_on(store_url, tmp_path, workers):

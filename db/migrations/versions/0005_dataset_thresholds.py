@@ -1,7 +1,7 @@
 """A model's threshold re-chosen on a dataset it was not trained on, stored per (model, dataset).
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-02 05:30:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from db.types import UTCDateTime
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
