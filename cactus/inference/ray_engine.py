@@ -127,24 +127,26 @@ class SetPredictor:
 
     def _sets(self, rows: list[dict[str, Any]]):
         from cactus.data.errors import DataError
-        from cactus.data.jsonl import parse_json_line
+        from cactus.data.hygiene import load_json
         from cactus.data.set_files import _from_parquet_row
         from cactus.data.sets import parse_entity_set
 
         for row in rows:
+            path = row.pop("path", None)  # the file the record came from (include_paths)
             try:
                 if self.input_format == "jsonl":
                     text = row["text"].removeprefix("\ufeff")
                     if not text.strip():
                         continue  # blank lines are skipped, as the local reader does
-                    obj = parse_json_line(text)
+                    obj = load_json(text)
                 else:
                     obj = _from_parquet_row(row)
                 yield parse_entity_set(obj)
             except DataError as exc:
+                located = exc.located(path=path)
                 if not self.run.skip_invalid:
-                    raise
-                print(f"skipped an invalid set: {exc.describe()}")
+                    raise located from None
+                print(f"skipped an invalid set: {located}")
 
 
 def _pool(ray, actors: int | None) -> tuple[int, dict[str, float], int]:
@@ -181,9 +183,9 @@ def predict_ray(run: RayRun) -> int:
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
         if input_format == "jsonl":
-            data = ray.data.read_text(files, drop_empty_lines=True)
+            data = ray.data.read_text(files, drop_empty_lines=True, include_paths=True)
         else:
-            data = ray.data.read_parquet(files)
+            data = ray.data.read_parquet(files, include_paths=True)
         predicted = data.map_batches(
             SetPredictor, fn_constructor_args=(run, input_format, output_format, threads), batch_size=run.window,
             batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), **resources,
