@@ -25,9 +25,8 @@ import torch
 
 from cactus.encoders.config import ATTENTION_MODES, check_mode
 from cactus.encoders.packing import SetBatch, pack_fixed
-
-#: ``--dtype`` choices: auto (bf16 autocast on CUDA, float32 elsewhere), bfloat16, float32.
 from cactus.inference.streaming_defaults import DTYPES
+
 #: Graphs captured per process at most (each keeps its activations in the shared pool).
 MAX_GRAPHS = 32
 #: The smallest bucket lengths; buckets grow by powers of two from there.

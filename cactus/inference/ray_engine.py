@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cactus.data.set_files import FORMATS, file_format
+from cactus.data.errors import DataError
+from cactus.data.hygiene import load_json
+from cactus.data.set_files import FORMATS, _from_parquet_row, file_format, parquet_row, parquet_schema
+from cactus.data.sets import parse_entity_set
 from cactus.errors import CactusError
 
 INSTALL_HINT = ("--engine ray needs Ray Data: pip install 'cactus-workbench[ray]' (or pip install "
@@ -59,7 +62,7 @@ def load_ray():
     """The ``ray`` module with Ray Data, or a CactusError that says how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401 - the extra [data] is what the engine needs
+        import ray.data
     except ImportError:
         raise CactusError(INSTALL_HINT) from None
     return ray
@@ -104,33 +107,32 @@ class SetPredictor:
         import torch
 
         from cactus.inference.model import ClusteringModel
+        from cactus.inference.streaming import predict_stream
 
         if threads:
             torch.set_num_threads(threads)
         self.run, self.input_format, self.output_format = run, input_format, output_format
         self.options = run.options()
         self.model = ClusteringModel.load(run.model)
+        # One set through the whole pipeline first: the lazy imports of transformers and torch then happen in
+        # one thread, not at once in the pipeline's reader and encoder threads.
+        warm_up = parse_entity_set({"id": "warm-up", "entities": [{"id": "a", "text": "warm up"},
+                                                                  {"id": "b", "text": "the model"}]})
+        predict_stream(self.model.encoder, [warm_up], lambda _: None, self.options)
+        self._predict_stream = predict_stream
 
     def __call__(self, block):
         """``block``: a pyarrow table of JSONL lines (``text``) or Parquet set rows; returns the output's table."""
         import pyarrow as pa
 
-        from cactus.data.set_files import parquet_row, parquet_schema
-        from cactus.inference.streaming import predict_stream
-
         out: list = []
-        predict_stream(self.model.encoder, self._sets(block.to_pylist()), out.append, self.options)
+        self._predict_stream(self.model.encoder, self._sets(block.to_pylist()), out.append, self.options)
         if self.output_format == "jsonl":
             return pa.table({"line": pa.array([json.dumps(s.to_json(), ensure_ascii=False) for s in out],
                                               pa.string())})
         return pa.Table.from_pylist([parquet_row(s) for s in out], schema=parquet_schema())
 
     def _sets(self, rows: list[dict[str, Any]]):
-        from cactus.data.errors import DataError
-        from cactus.data.hygiene import load_json
-        from cactus.data.set_files import _from_parquet_row
-        from cactus.data.sets import parse_entity_set
-
         for row in rows:
             path = row.pop("path", None)  # the file the record came from (include_paths)
             try:

@@ -18,8 +18,7 @@ import numpy as np
 
 from cactus.data.sets import EntitySet
 from cactus.inference.cluster import MergeTree, check_threshold
-from cactus.inference.streaming_defaults import DTYPES
-from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_WINDOW
+from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_WINDOW, DTYPES
 
 _DONE = object()
 
