@@ -206,3 +206,16 @@ def test_cuda_predict_stream_from_graphs_clusters_as_the_cpu() -> None:
     on_cpu: list = []
     predict_stream(encoder, sets, on_cpu.append, options, device="cpu")
     assert [s.clusters for s in on_gpu] == [s.clusters for s in on_cpu]
+
+
+def test_cuda_model_similarities_from_graphs_equal_the_cpu(tiny_model) -> None:
+    """The app's and evaluate's path (ClusteringModel.similarities) on CUDA: graphs, fp32, as on the CPU."""
+    from cactus.inference.model import ClusteringModel
+
+    sets = [["red pen", "blue pen", "stapler"], [], ["glue stick", "hot glue gun", "candle wick", "wax"]] * 3
+    on_cpu = ClusteringModel.load(tiny_model, device="cpu").similarities(sets)
+    on_gpu = ClusteringModel.load(tiny_model, device="cuda", dtype="float32")
+    for _ in range(2):  # the second call replays the captured graphs
+        got = on_gpu.similarities(sets, batch_size=4)
+        assert [s.shape for s in got] == [s.shape for s in on_cpu]
+        assert max(abs(a - b).max() for a, b in zip(got, on_cpu, strict=True) if a.size) < 1e-4
