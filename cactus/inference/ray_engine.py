@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,11 +238,11 @@ def _lines_datasink(path: str):
 
 
 def _user_error(exc: BaseException) -> BaseException:
-    """The CactusError (a bad set, say) behind Ray's wrapping of an actor's exception, else ``exc`` itself."""
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, CactusError):
-            return CactusError(str(seen))
-        cause = getattr(seen, "cause", None)
-        seen = cause if isinstance(cause, BaseException) else seen.__cause__
-    return exc
+    """A CactusError with the message of the cactus error (a bad set, say) that failed an actor, else ``exc``.
+
+    Ray hands the driver the actor's traceback as text (``RayTaskError``), not the exception object.
+    """
+    if isinstance(exc, CactusError):
+        return exc
+    found = re.findall(r"^cactus\.[\w.]*(?:Error|Exception): (.+)$", str(exc), flags=re.MULTILINE)
+    return CactusError(found[-1]) if found else exc
