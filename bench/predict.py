@@ -39,8 +39,8 @@ DATA = REPO.parent / "shared" / "data" / "amazon_toys_dev" / "entities.jsonl"
 THRESHOLD = 0.5
 
 
-def write_sets(path: Path, count: int, size: int = 12, seed: int = 0) -> None:
-    texts = [json.loads(line)["text"] for line in DATA.read_text().splitlines()]
+def write_sets(path: Path, count: int, size: int = 12, seed: int = 0, data: Path = DATA) -> None:
+    texts = [json.loads(line)["text"] for line in data.read_text().splitlines()]
     rng = random.Random(seed)
     with path.open("w") as handle:
         for i in range(count):
@@ -150,6 +150,7 @@ def child(variant: str, sets: Path, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--data", type=Path, default=DATA, help="entities file the sets are drawn from")
     parser.add_argument("--ray", action="store_true", help="also run --engine ray with two local CPU actors")
     parser.add_argument("--child", nargs=3, metavar=("VARIANT", "SETS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -161,7 +162,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in [int(s) for s in args.sizes.split(",")]:
             sets = Path(tmp) / f"sets-{size}.jsonl"
-            write_sets(sets, size)
+            write_sets(sets, size, data=args.data)
             for variant in ("plain", "sia-stream", *(["sia-ray2"] if args.ray else [])):
                 done = subprocess.run([sys.executable, __file__, "--child", variant, str(sets),
                                        str(Path(tmp) / f"{variant}-{size}.jsonl")],
