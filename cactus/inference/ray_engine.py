@@ -179,7 +179,12 @@ def predict_ray(run: RayRun) -> int:
     ray = load_ray()
     started = not ray.is_initialized()
     if started:
-        ray.init(address=run.address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False)
+        address = run.address or os.environ.get("RAY_ADDRESS") or None
+        try:
+            ray.init(address=address, **({} if address else {"include_dashboard": False}))
+        except (ConnectionError, ValueError) as exc:
+            raise CactusError(f"could not {'join the Ray cluster at ' + address if address else 'start Ray'}: "
+                              f"{exc}") from None
     try:
         actors, resources, threads = _pool(ray, run.actors)
         context = ray.data.DataContext.get_current()
