@@ -136,3 +136,18 @@ def test_cli_dtype_reaches_the_run(tiny_model, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["predict", str(tiny_model), str(data / "test.jsonl"), "--out", str(fp32), "--dtype", "half"])
     assert "invalid choice: 'half'" in capsys.readouterr().err
+
+
+def test_the_models_cuda_similarity_path_gives_the_usual_similarities(tiny_model):
+    """ClusteringModel takes EncoderForward on CUDA; run that path here (eager on the CPU): the same matrices,
+    an empty set included, and progress per chunk."""
+    from cactus.inference.model import ClusteringModel
+
+    model = ClusteringModel.load(tiny_model)
+    sets = [["red pen", "blue pen", "stapler"], [], ["glue stick", "hot glue gun", "candle wick", "wax"], ["x"]]
+    done: list[int] = []
+    got = model._graph_similarities(sets, None, 3, done.append)
+    expected = model.similarities(sets)
+    assert done == [3, 1]
+    assert [s.shape for s in got] == [s.shape for s in expected] == [(3, 3), (0, 0), (4, 4), (1, 1)]
+    assert max(abs(a - b).max() for a, b in zip(got, expected, strict=True) if a.size) < 1e-5
