@@ -227,7 +227,10 @@ def _write_shards(ray, predicted, out: Path, output_format: str) -> int:
         predicted.write_datasink(_lines_datasink(str(out)))
     from cactus.data.set_files import count_records
 
-    return sum(count_records(shard) for shard in out.glob(f"*.{output_format}"))
+    total = sum(count_records(shard) for shard in out.glob(f"*.{output_format}"))
+    if total == 0:
+        raise CactusError("no valid sets to write: the input is empty or every set was invalid")
+    return total
 
 
 def _lines_datasink(path: str):
