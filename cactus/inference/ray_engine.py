@@ -14,6 +14,7 @@ at the same path on every node (a shared file system).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -115,11 +116,6 @@ class SetPredictor:
         self.run, self.input_format, self.output_format = run, input_format, output_format
         self.options = run.options()
         self.model = ClusteringModel.load(run.model)
-        # One set through the whole pipeline first: the lazy imports of transformers and torch then happen in
-        # one thread, not at once in the pipeline's reader and encoder threads.
-        warm_up = parse_entity_set({"id": "warm-up", "entities": [{"id": "a", "text": "warm up"},
-                                                                  {"id": "b", "text": "the model"}]})
-        predict_stream(self.model.encoder, [warm_up], lambda _: None, self.options)
         self._predict_stream = predict_stream
 
     def __call__(self, block):
@@ -190,6 +186,10 @@ def predict_ray(run: RayRun) -> int:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
+        # Ray lists the input files from several threads, which import this module at once on a first run; one
+        # of them then finds it half-imported and the read fails with an ImportError. Import it here first.
+        with contextlib.suppress(ImportError):
+            import fsspec.implementations.http  # noqa: F401
         if input_format == "jsonl":
             data = ray.data.read_text(files, drop_empty_lines=True, include_paths=True)
         else:
