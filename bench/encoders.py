@@ -54,10 +54,12 @@ from cactus.encoders.attention import sia_training_path
 from cactus.encoders.config import ATTENTION_MODES
 from cactus.encoders.packing import pack
 from cactus.encoders.reference import reference_forward_ids
+from cactus.inference.graphs import capture_graph
 
 MODES = (*ATTENTION_MODES, "reference")
 # "MODE+graph" (CUDA, inference): the same forward captured once in a CUDA graph and replayed, which removes
-# the per-kernel launch cost of eager PyTorch; shown separately, since embed() and training run eagerly.
+# the per-kernel launch cost of eager PyTorch (cactus.inference.graphs.capture_graph, which prediction on CUDA
+# replays over bucketed shapes); SetEncoder.embed() and training run eagerly.
 # "MODE+explicit" (training, SIA modes): the older training path that materialises the attention scores
 # (cactus.encoders.attention.sia_training_path), to compare with the default fused path in one run.
 SUFFIXES = ("graph", "explicit")
@@ -178,8 +180,10 @@ def prepare_step(encoder: SetEncoder, spec: dict, args: argparse.Namespace):
         optimizer.zero_grad(set_to_none=True)
 
     if graph:
+        if train:
+            raise ValueError("CUDA graphs are benchmarked for inference only")
         encoder.train(train)
-        step = capture_graph(step, train)
+        step = capture_graph(step)  # the library's capture, as prediction uses it
     return step
 
 
@@ -217,22 +221,6 @@ def run_config(encoder: SetEncoder, spec: dict, args: argparse.Namespace) -> dic
     row["peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     encoder.zero_grad(set_to_none=True)
     return row
-
-
-def capture_graph(step, train: bool):
-    """Capture one inference step in a CUDA graph and return its replay (inputs stay in place)."""
-    if train:
-        raise ValueError("CUDA graphs are benchmarked for inference only")
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):  # warm-up on a side stream, as torch.cuda.graph requires
-            step()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step()
-    return graph.replay
 
 
 def error_row(spec: dict, args: argparse.Namespace, message: str) -> dict:

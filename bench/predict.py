@@ -7,12 +7,16 @@ Each variant runs in a fresh process (so its peak RSS is its own) on the same fi
   the packaged MiniLM in SIA mode;
 * ``plain``: what one would write without cactus: the same backbone through ``transformers`` without inter-entity
   attention, entities of 64 sets per forward padded to the batch's longest, mean pooling, then SciPy average link
-  per set, reading and writing the same files line by line.
+  per set, reading and writing the same files line by line;
+* ``sia-ray2`` (with ``--ray``): ``cactus predict --engine ray`` with two CPU actors (one torch thread each) on a
+  local Ray started in the process (its start-up counted), the same MiniLM saved as a model folder; its peak
+  RSS is the driver's only (the actors are other processes).
 
 Rows (JSON, one per variant and size): sets, seconds, sets/s, peak RSS (MiB); then per size the SIA / plain ratio,
 and across sizes the peak memory of the largest size against the size ten times smaller.
 
     python bench/predict.py --sizes 1000,10000,100000
+    python bench/predict.py --sizes 1000 --ray
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ DATA = REPO.parent / "shared" / "data" / "amazon_toys_dev" / "entities.jsonl"
 THRESHOLD = 0.5
 
 
-def write_sets(path: Path, count: int, size: int = 12, seed: int = 0) -> None:
-    texts = [json.loads(line)["text"] for line in DATA.read_text().splitlines()]
+def write_sets(path: Path, count: int, size: int = 12, seed: int = 0, data: Path = DATA) -> None:
+    texts = [json.loads(line)["text"] for line in data.read_text().splitlines()]
     rng = random.Random(seed)
     with path.open("w") as handle:
         for i in range(count):
@@ -56,6 +60,34 @@ def run_sia(sets: Path, out: Path) -> int:
     predict_stream(encoder, iter_sets(sets), output.write, StreamOptions(threshold=THRESHOLD), progress=lambda n:
                    output.flush())
     return output.finish()
+
+
+def save_model(folder: Path) -> Path:
+    """The untrained MiniLM (SIA) saved as a model folder, for the Ray engine, which loads models by folder."""
+    from cactus.encoders import EncoderConfig, SetEncoder
+    from cactus.training.checkpoint import ModelCard, save_backbone, write_card
+
+    if (folder / "card.json").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder = SetEncoder(EncoderConfig(backbone="minilm", mode="sia"))
+    save_backbone(encoder, folder / "backbone")
+    write_card(folder, ModelCard(backbone="minilm", mode="sia", loss="aug_triplet",
+                                 max_tokens=encoder.config.max_tokens, threshold=THRESHOLD))
+    return folder
+
+
+def run_ray(sets: Path, out: Path, actors: int = 2) -> int:
+    import ray
+
+    from cactus.inference.ray_engine import RayRun, predict_ray
+
+    model = save_model(out.parent / "minilm-sia-model")
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    try:
+        return predict_ray(RayRun(model=model, sets=str(sets), out=out, threshold=THRESHOLD, actors=actors))
+    finally:
+        ray.shutdown()
 
 
 def run_plain(sets: Path, out: Path, batch_sets: int = 64) -> int:
@@ -105,8 +137,10 @@ def run_plain(sets: Path, out: Path, batch_sets: int = 64) -> int:
 
 
 def child(variant: str, sets: Path, out: Path) -> None:
+    if variant == "sia-ray2":
+        save_model(out.parent / "minilm-sia-model")  # not timed: a model folder exists before a real run
     start = time.perf_counter()
-    count = (run_sia if variant == "sia-stream" else run_plain)(sets, out)
+    count = {"sia-stream": run_sia, "plain": run_plain, "sia-ray2": run_ray}[variant](sets, out)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"variant": variant, "sets": count, "seconds": round(seconds, 2),
@@ -116,6 +150,8 @@ def child(variant: str, sets: Path, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--data", type=Path, default=DATA, help="entities file the sets are drawn from")
+    parser.add_argument("--ray", action="store_true", help="also run --engine ray with two local CPU actors")
     parser.add_argument("--child", nargs=3, metavar=("VARIANT", "SETS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -126,8 +162,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in [int(s) for s in args.sizes.split(",")]:
             sets = Path(tmp) / f"sets-{size}.jsonl"
-            write_sets(sets, size)
-            for variant in ("plain", "sia-stream"):
+            write_sets(sets, size, data=args.data)
+            for variant in ("plain", "sia-stream", *(["sia-ray2"] if args.ray else [])):
                 done = subprocess.run([sys.executable, __file__, "--child", variant, str(sets),
                                        str(Path(tmp) / f"{variant}-{size}.jsonl")],
                                       capture_output=True, text=True, check=True)
@@ -136,6 +172,10 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
             print(json.dumps({"sets": size, "sia_vs_plain_sets_per_s": round(
                 rows[("sia-stream", size)]["sets_per_s"] / rows[("plain", size)]["sets_per_s"], 3)}), flush=True)
+            if args.ray:
+                print(json.dumps({"sets": size, "ray2_vs_one_process_sets_per_s": round(
+                    rows[("sia-ray2", size)]["sets_per_s"] / rows[("sia-stream", size)]["sets_per_s"], 3)}),
+                    flush=True)
     sizes = sorted({s for _, s in rows})
     for small, large in pairwise(sizes):
         print(json.dumps({"sia_peak_rss_ratio": f"{large} vs {small} sets", "ratio": round(

@@ -170,3 +170,52 @@ def test_cuda_fused_training_with_padded_buckets_equals_reference(family: str) -
         (embeddings * weights[..., : embeddings.shape[-1]]).sum().backward()
         grads.append({n: p.grad for n, p in encoder.backbone.named_parameters()})
     assert_grads_close(*grads)
+
+
+# --------------------------------------------------------------------------- prediction from CUDA graphs
+@pytest.mark.parametrize("family", ["bert", "t5"])
+@pytest.mark.parametrize("mode", ["nia", "sia", "sia_qkey"])
+def test_cuda_graph_forward_equals_eager(family: str, mode: str) -> None:
+    """fp32: the graphs of every bucket give eager's embeddings, also when replayed on new values; bf16: close."""
+    from cactus.inference.graphs import EncoderForward
+
+    encoder = cuda_encoder(family, mode).eval()
+    ids = encoder.tokenize_entities([s for s in SETS if all(s)] * 5 + [["lonely"], ["a b c d e f g h", "i"]])
+    eager = EncoderForward(encoder, mode, graphs=False, dtype="float32").embed(ids, 256)
+    graphed = EncoderForward(encoder, mode, dtype="float32")
+    assert graphed.graphs
+    first = graphed.embed(ids, 256)
+    captured = len(graphed._graphs)
+    again = graphed.embed(ids[::-1], 256)
+    assert captured >= 1 and len(graphed._graphs) == captured
+    for a, b, c in zip(eager, first, again[::-1], strict=True):
+        assert abs(a - b).max() < 1e-5 and abs(a - c).max() < 1e-5
+    bf16 = EncoderForward(encoder, mode).embed(ids, 256)  # auto: bf16 autocast on CUDA
+    assert min(float((a * b).sum(-1).min()) for a, b in zip(eager, bf16, strict=True)) > 0.98
+
+
+def test_cuda_predict_stream_from_graphs_clusters_as_the_cpu() -> None:
+    from cactus.data.sets import EntitySet
+    from cactus.inference.streaming import StreamOptions, predict_stream
+
+    encoder = cuda_encoder("t5").eval()
+    sets = [EntitySet(str(i), s) for i, s in enumerate([s for s in SETS if all(s)] * 20)]
+    options = StreamOptions(threshold=0.5, dtype="float32", window=16)
+    on_gpu: list = []
+    predict_stream(encoder, sets, on_gpu.append, options)
+    on_cpu: list = []
+    predict_stream(encoder, sets, on_cpu.append, options, device="cpu")
+    assert [s.clusters for s in on_gpu] == [s.clusters for s in on_cpu]
+
+
+def test_cuda_model_similarities_from_graphs_equal_the_cpu(tiny_model) -> None:
+    """The app's and evaluate's path (ClusteringModel.similarities) on CUDA: graphs, fp32, as on the CPU."""
+    from cactus.inference.model import ClusteringModel
+
+    sets = [["red pen", "blue pen", "stapler"], [], ["glue stick", "hot glue gun", "candle wick", "wax"]] * 3
+    on_cpu = ClusteringModel.load(tiny_model, device="cpu").similarities(sets)
+    on_gpu = ClusteringModel.load(tiny_model, device="cuda", dtype="float32")
+    for _ in range(2):  # the second call replays the captured graphs
+        got = on_gpu.similarities(sets, batch_size=4)
+        assert [s.shape for s in got] == [s.shape for s in on_cpu]
+        assert max(abs(a - b).max() for a, b in zip(got, on_cpu, strict=True) if a.size) < 1e-4

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS
+from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS, DTYPES
+
+ENGINES = ("local", "ray")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,11 +18,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "average link at the model's validation threshold. Reads and writes JSONL or Parquet (by extension) "
         "as a stream, in input order, with memory that does not grow with the number of sets. The output is "
         "written as OUT.partial and renamed when complete; after a crash or Ctrl-C, --resume continues after "
-        "the last complete record. Input sets may be unlabelled.",
+        "the last complete record. Input sets may be unlabelled. On CUDA the encoder runs from CUDA graphs "
+        "under bf16 autocast. --engine ray runs the same prediction on Ray Data (a local Ray, or the cluster "
+        "of RAY_ADDRESS / --ray-address) with one model per actor.",
     )
     parser.add_argument("model", type=Path, help="model folder (written by `cactus train`)")
-    parser.add_argument("sets", type=Path, help="sets file (.jsonl or .parquet)")
-    parser.add_argument("--out", type=Path, required=True, help="predictions file to write (.jsonl or .parquet)")
+    parser.add_argument("sets", type=Path,
+                        help="sets file (.jsonl or .parquet); with --engine ray also a folder of shards or a glob")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="predictions file to write (.jsonl or .parquet); with --engine ray a path without "
+                        "that extension is a folder of shards")
     parser.add_argument("--resume", action="store_true",
                         help="continue the partial output of an interrupted run instead of starting over")
     parser.add_argument("--with-similarity", action="store_true", help="add each set's N x N similarity matrix")
@@ -30,6 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="tokens per encoder batch, padding included; sets of similar size are batched "
                         f"together (default {DEFAULT_MAX_BATCH_TOKENS})")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when a GPU is visible)")
+    parser.add_argument("--dtype", choices=DTYPES, default="auto",
+                        help="auto: bf16 autocast on CUDA, float32 on the CPU; float32 turns autocast off")
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local: this process; ray: Ray Data with an actor pool (pip install "
+                        "'cactus-workbench[ray]')")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray is started)")
+    parser.add_argument("--actors", type=int, metavar="N",
+                        help="Ray actors, one model each (default: one per GPU, else half the CPUs)")
+    parser.add_argument("--shard-format", choices=("jsonl", "parquet"),
+                        help="format of the shards when --out is a folder (default: the input's)")
     parser.add_argument("--skip-invalid", action="store_true", help="skip invalid set lines (each is reported)")
     parser.set_defaults(func=run)
 
@@ -46,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
     from cactus.inference.model import ClusteringModel
     from cactus.inference.streaming import StreamOptions, predict_stream
 
+    if args.engine == "ray":
+        return run_ray(args)
+    for option in ("ray_address", "actors", "shard_format"):
+        if getattr(args, option) is not None:
+            raise CactusError(f"--{option.replace('_', '-')} goes with --engine ray")
     file_format(args.sets)
     file_format(args.out)
     if not args.sets.is_file():
@@ -56,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     threshold = model.threshold if args.threshold is None else args.threshold
     try:
         options = StreamOptions(threshold=threshold, mode=args.mode, with_similarity=args.with_similarity,
-                                max_batch_tokens=args.max_batch_tokens)
+                                max_batch_tokens=args.max_batch_tokens, dtype=args.dtype)
     except ValueError as exc:
         raise CactusError(str(exc)) from None
     if args.mode is not None:
@@ -90,4 +113,27 @@ def run(args: argparse.Namespace) -> int:
             raise
     total = output.finish()
     print(f"wrote {total} clustered sets to {args.out} (threshold {threshold:+.2f})")
+    return 0
+
+
+def run_ray(args: argparse.Namespace) -> int:
+    """``--engine ray``: the options checked here, the run in :mod:`cactus.inference.ray_engine`."""
+    from cactus.errors import CactusError
+    from cactus.inference.ray_engine import RayRun, predict_ray
+    from cactus.training.checkpoint import read_card
+
+    if args.resume:
+        raise CactusError("--resume goes with --engine local (a Ray run writes its output whole)")
+    if args.device is not None:
+        raise CactusError("--device goes with --engine local (Ray actors take a GPU each where the cluster has GPUs)")
+    if args.actors is not None and args.actors < 1:
+        raise CactusError(f"--actors must be at least 1, got {args.actors}")
+    card = read_card(args.model)
+    run = RayRun(model=args.model.resolve(), sets=str(args.sets), out=args.out,
+                 threshold=card.threshold if args.threshold is None else args.threshold, mode=args.mode,
+                 with_similarity=args.with_similarity, max_batch_tokens=args.max_batch_tokens, dtype=args.dtype,
+                 skip_invalid=args.skip_invalid, address=args.ray_address, actors=args.actors,
+                 shard_format=args.shard_format)
+    total = predict_ray(run)
+    print(f"wrote {total} clustered sets to {args.out} (threshold {run.threshold:+.2f}, Ray)")
     return 0

@@ -80,9 +80,16 @@ class PartialOutput:
     # ------------------------------------------------------------------ both
     def write(self, entity_set: EntitySet) -> None:
         if self.format == "jsonl":
-            self._handle.write(json.dumps(entity_set.to_json(), ensure_ascii=False) + "\n")
+            self.write_record(json.dumps(entity_set.to_json(), ensure_ascii=False))
         else:
-            self._rows.append(parquet_row(entity_set))
+            self.write_record(parquet_row(entity_set))
+
+    def write_record(self, record: str | dict) -> None:
+        """Append a set already serialised: its JSON line without the newline (JSONL) or its Parquet row."""
+        if self.format == "jsonl":
+            self._handle.write(record + "\n")
+        else:
+            self._rows.append(record)
             if len(self._rows) >= PART_ROWS:
                 self._flush_part()
         self.written += 1

@@ -206,3 +206,85 @@ def pack(
         entity_mask=torch.from_numpy(entity_mask),
         **extra,
     )
+
+
+def pack_fixed(
+    token_ids: Sequence[Sequence[Sequence[int]]],
+    *,
+    sets: int,
+    entities: int,
+    length: int,
+    pad_id: int,
+    position_offset: int = 0,
+) -> SetBatch:
+    """Pack tokenized sets into a batch whose structure depends only on ``(sets, entities, length)``.
+
+    A CUDA graph replays fixed kernels on fixed tensors, so every batch of one shape bucket must have the same
+    segments, the same tensor shapes and the same None-ness of the masks; only tensor values may differ. Layout
+    ``"entity"`` only. Set i's entity j takes entity row ``i * entities + j`` and ``length`` token rows (one bucket,
+    always masked); unused rows (slots past a set's size, sets past ``len(token_ids)``) hold one pad token marked
+    valid, so that no softmax row is empty, and belong to no set, so that no real token sees them. The real
+    entities' embeddings equal those of :func:`pack` up to float rounding.
+
+    Args:
+        token_ids: B <= ``sets`` sets of 1..``entities`` entities of 1..``length`` tokens.
+        sets, entities, length: the bucket's shape.
+        pad_id: the token id of padding rows.
+        position_offset: added to every in-entity position.
+    """
+    B = len(token_ids)
+    if not 1 <= B <= sets:
+        raise ValueError(f"{B} sets do not fit a bucket of {sets}")
+    sizes = np.array([len(s) for s in token_ids], dtype=np.int64)
+    if sizes.min() < 1 or sizes.max() > entities:
+        raise ValueError(f"set sizes {sizes.min()}..{sizes.max()} do not fit a bucket of {entities} entities")
+    E, T, S = sets * entities, sets * entities * length, entities * length
+    flat = [list(map(int, e)) for s in token_ids for e in s]
+    ent_len = np.array([len(e) for e in flat], dtype=np.int64)
+    if ent_len.min() < 1 or ent_len.max() > length:
+        raise ValueError(f"entity lengths {ent_len.min()}..{ent_len.max()} do not fit a bucket of {length} tokens")
+    ent_set = np.repeat(np.arange(B), sizes)  # (real entities,)
+    ent_slot = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    ent_row = ent_set * entities + ent_slot  # entity row of each real entity
+    tokens = np.fromiter((t for e in flat for t in e), dtype=np.int64, count=int(ent_len.sum()))
+    tok_ent = np.repeat(np.arange(len(flat)), ent_len)
+    tok_pos = np.arange(len(tokens)) - np.repeat(np.cumsum(ent_len) - ent_len, ent_len)
+    tok_row = ent_row[tok_ent] * length + tok_pos  # packed row of each real token
+
+    input_ids = np.full(T, pad_id, dtype=np.int64)
+    input_ids[tok_row] = tokens
+    position_ids = np.tile(np.arange(length), E) + position_offset
+    valid = np.zeros((E, length), dtype=bool)
+    valid[:, 0] = True  # unused rows: one valid pad token
+    valid.reshape(-1)[tok_row] = True
+    token_entity = np.full(T, E, dtype=np.int64)
+    token_entity[tok_row] = ent_row[tok_ent]
+    entity_lengths = np.ones(E, dtype=np.float32)
+    entity_lengths[ent_row] = ent_len
+    entity_index = np.full((sets, entities), E, dtype=np.int64)
+    entity_index[ent_set, ent_slot] = ent_row
+    entity_mask = entity_index < E
+    set_tokens = np.bincount(ent_set, weights=ent_len, minlength=sets).astype(np.int64)  # (sets,)
+    tok_set = ent_set[tok_ent]
+    tok_col = np.arange(len(tokens)) - np.repeat(np.cumsum(set_tokens[:B]) - set_tokens[:B], set_tokens[:B])
+    set_token_index = np.full((sets, S), T, dtype=np.int64)
+    set_token_index[tok_set, tok_col] = tok_row
+    set_token_entity = np.full((sets, S), -1, dtype=np.int64)
+    set_token_entity[tok_set, tok_col] = ent_slot[tok_ent]
+    token_set_pos = np.zeros(T, dtype=np.int64)  # unused rows read any finite row; never used
+    token_set_pos[tok_row] = tok_set * S + tok_col
+    return SetBatch(
+        layout="entity",
+        sizes=tuple(int(n) for n in sizes),
+        segments=((0, E, length),),
+        input_ids=torch.from_numpy(input_ids)[:, None],
+        position_ids=torch.from_numpy(position_ids)[:, None],
+        segment_valid=(torch.from_numpy(valid),),
+        token_entity=torch.from_numpy(token_entity),
+        entity_lengths=torch.from_numpy(entity_lengths),
+        entity_index=torch.from_numpy(entity_index),
+        entity_mask=torch.from_numpy(entity_mask),
+        set_token_index=torch.from_numpy(set_token_index),
+        set_token_entity=torch.from_numpy(set_token_entity),
+        token_set_pos=torch.from_numpy(token_set_pos),
+    )

@@ -49,20 +49,23 @@ class ClusteringModel:
         >>> [s.clusters for s in model.predict(sets)]  # doctest: +SKIP
     """
 
-    def __init__(self, encoder, card: ModelCard, *, device: str | None = None, path: Path | None = None) -> None:
+    def __init__(self, encoder, card: ModelCard, *, device: str | None = None, path: Path | None = None,
+                 dtype: str = "auto") -> None:
         self.encoder = encoder
         self.card = card
         self.path = path
         self.device = resolve_device(device)
+        self.dtype = dtype  # on CUDA: "auto"/"bfloat16" autocast, "float32" none (see cactus.inference.graphs)
         self.encoder.to(self.device).eval()
+        self._forwards: dict[str | None, object] = {}  # CUDA: one EncoderForward (its graphs) per mode
 
     @classmethod
-    def load(cls, model_dir: str | Path, *, device: str | None = None) -> ClusteringModel:
+    def load(cls, model_dir: str | Path, *, device: str | None = None, dtype: str = "auto") -> ClusteringModel:
         from cactus.encoders import EncoderConfig, SetEncoder
 
         card = read_card(model_dir)
         config = EncoderConfig(backbone=str(backbone_dir(model_dir)), mode=card.mode, max_tokens=card.max_tokens)
-        return cls(SetEncoder(config), card, device=device, path=Path(model_dir))
+        return cls(SetEncoder(config), card, device=device, path=Path(model_dir), dtype=dtype)
 
     @property
     def threshold(self) -> float:
@@ -72,8 +75,32 @@ class ClusteringModel:
                      batch_size: int = 16, progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
         """(N, N) cosine similarities per set; ``mode`` overrides the trained attention (e.g. "nia")."""
         texts = [s.texts if isinstance(s, EntitySet) else list(s) for s in sets]
+        if self.device.startswith("cuda"):
+            return self._graph_similarities(texts, mode, batch_size, progress)
         return set_similarities(self.encoder, texts, mode=mode, batch_size=batch_size, device=self.device,
                                 progress=progress)
+
+    def _graph_similarities(self, texts: list[list[str]], mode: str | None, batch_size: int,
+                            progress: Callable[[int], None] | None) -> list[np.ndarray]:
+        """On CUDA: the similarities from CUDA graphs under bf16 autocast (``dtype``), as prediction computes them."""
+        from cactus.inference.graphs import EncoderForward
+        from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS
+
+        if mode not in self._forwards:
+            self._forwards[mode] = EncoderForward(self.encoder, mode, dtype=self.dtype)
+        forward = self._forwards[mode]
+        out: list[np.ndarray] = []
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start:start + batch_size]
+            filled = [t for t in chunk if t]
+            embedded = iter(forward.embed(self.encoder.tokenize_entities(filled), DEFAULT_MAX_BATCH_TOKENS)
+                            if filled else [])
+            for entities in chunk:
+                emb = next(embedded) if entities else np.zeros((0, self.encoder.hidden_size), dtype=np.float32)
+                out.append(np.clip(emb @ emb.T, -1.0, 1.0).astype(np.float64))
+            if progress is not None:
+                progress(len(chunk))
+        return out
 
     def predict(self, sets: Sequence[EntitySet], *, threshold: float | None = None, with_similarity: bool = False,
                 mode: str | None = None, batch_size: int = 16,

@@ -18,7 +18,7 @@ import numpy as np
 
 from cactus.data.sets import EntitySet
 from cactus.inference.cluster import MergeTree, check_threshold
-from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_WINDOW
+from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_WINDOW, DTYPES
 
 _DONE = object()
 
@@ -32,9 +32,12 @@ class StreamOptions:
     with_similarity: bool = False
     max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS
     window: int = DEFAULT_WINDOW
+    dtype: str = "auto"  # auto: bf16 autocast on CUDA, float32 elsewhere; or bfloat16, float32
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if isinstance(self.max_batch_tokens, bool) or not isinstance(self.max_batch_tokens, int) \
                 or self.max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens must be a positive integer, got {self.max_batch_tokens!r}")
@@ -122,12 +125,10 @@ def predict_stream(encoder, sets: Iterable[EntitySet], emit: Callable[[EntitySet
     Returns:
         the number of sets emitted.
     """
-    import torch
+    from cactus.inference.graphs import EncoderForward
 
-    mode = options.mode
     if device is not None:
         encoder.to(device)
-    device = next(encoder.parameters()).device
     stop = threading.Event()
     tokenized: queue.Queue = queue.Queue(maxsize=2)
     embedded: queue.Queue = queue.Queue(maxsize=2)
@@ -164,23 +165,16 @@ def predict_stream(encoder, sets: Iterable[EntitySet], emit: Callable[[EntitySet
     reader.start()
     writer.start()
     try:
-        with torch.inference_mode():
-            while True:
-                item = _get(tokenized, stop, reader)
-                if item is _DONE:
-                    break
-                window, ids = item
-                costs = [sum(len(e) for e in entities) for entities in ids]
-                sims: list[np.ndarray | None] = [None] * len(window)
-                for batch in token_batches(costs, options.max_batch_tokens):
-                    packed = encoder.pack_tokens([ids[i] for i in batch], mode).to(device)
-                    embeddings, _ = encoder(packed, mode)
-                    embeddings = embeddings.float().cpu().numpy()
-                    for row, i in enumerate(batch):
-                        emb = embeddings[row, : len(window[i])]
-                        sims[i] = np.clip(emb @ emb.T, -1.0, 1.0).astype(np.float64)
-                if not _put(embedded, (window, sims), stop, writer):
-                    break
+        forward = EncoderForward(encoder, options.mode, dtype=options.dtype)
+        while True:
+            item = _get(tokenized, stop, reader)
+            if item is _DONE:
+                break
+            window, ids = item
+            sims = [np.clip(emb @ emb.T, -1.0, 1.0).astype(np.float64)
+                    for emb in forward.embed(ids, options.max_batch_tokens)]
+            if not _put(embedded, (window, sims), stop, writer):
+                break
         if reader.error is None:
             _put(embedded, _DONE, stop, writer)
             writer.join()

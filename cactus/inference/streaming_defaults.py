@@ -2,3 +2,4 @@
 
 DEFAULT_MAX_BATCH_TOKENS = 8192  # tokens per encoder batch, padding included
 DEFAULT_WINDOW = 256  # sets read, tokenized and sorted by size together
+DTYPES = ("auto", "bfloat16", "float32")  # --dtype: auto = bf16 autocast on CUDA, float32 elsewhere
