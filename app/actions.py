@@ -22,11 +22,26 @@ from jobs.queue import JobInfo, enqueue
 def predict_set(session: Session, detail: SetDetail, model: ModelInfo, clustering_model: Any) -> ClusteringView:
     """Cluster one set with a loaded model at its card's threshold and store it as ``model``'s clustering.
 
-    The same as the ``predict`` job does for many sets (details record the threshold).
+    The same as the ``predict`` job does for many sets: details record the threshold and the uncertainty, and the
+    clusters are named (generated) from the set's own named clustering (human, reference, teacher) or keywords.
     """
-    predicted = clustering_model.predict([detail.to_entity_set()])[0]
-    return add_clustering(session, detail.id, "model", predicted.clusters, model_id=model.id, producer=model.name,
-                          details={"threshold": clustering_model.threshold})
+    from cactus.inference.names import set_namer
+    from cactus.inference.streaming import StreamOptions, predict_stream
+
+    entity_set = detail.to_entity_set()
+    named = next((c for c in (detail.latest(s) for s in ("human", "reference", "teacher"))
+                  if c is not None and any(n.strip() for n in c.names)), None)
+    if named is not None:
+        entity_set = type(entity_set)(entity_set.id, entity_set.entities, [list(c) for c in named.clusters],
+                                      list(named.names))
+    results = []
+    options = StreamOptions(threshold=clustering_model.threshold, namer=set_namer(), with_uncertainty=True)
+    predict_stream(clustering_model.encoder, [entity_set], results.append, options)
+    predicted = results[0]
+    return add_clustering(session, detail.id, "model", predicted.clusters, predicted.cluster_names,
+                          model_id=model.id, producer=model.name,
+                          details={"threshold": clustering_model.threshold, "names_generated": True,
+                                   "uncertainty": predicted.extra.get("uncertainty", 0.0)})
 
 
 def ask_teacher(session: Session, detail: SetDetail) -> JobInfo:
