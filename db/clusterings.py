@@ -132,7 +132,8 @@ def pair_disagreement(labels_a: Sequence[int], labels_b: Sequence[int]) -> float
         raise StoreError(str(exc)) from None
 
 
-NAMING_SOURCES = ("human", "reference", "teacher")  # whose cluster names a model's clusters may take, most trusted first
+#: whose cluster names a model's clusters may take, most trusted first
+NAMING_SOURCES = ("human", "reference", "teacher")
 
 
 def named_clusterings(session: Session, set_ids: Collection[int] | Select[Any]) -> dict[int, ClusteringView]:

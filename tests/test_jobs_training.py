@@ -75,6 +75,17 @@ def test_finetune_then_predict_then_evaluate(store):
         detail = get_set(session, page.items[0].id)
         clustering = detail.latest("model", model.id)
         assert clustering is not None and clustering.details["threshold"] == model.threshold
+        # every predicted cluster is named, marked generated; a cluster equal to a reference one takes its name
+        assert clustering.details["names_generated"] is True and 0.0 <= clustering.details["uncertainty"] <= 1.0
+        assert len(clustering.names) == len(clustering.clusters) and all(clustering.names)
+        for page_item in page.items:
+            shown = get_set(session, page_item.id)
+            predicted, reference = shown.latest("model", model.id), shown.latest("reference")
+            named = dict(zip((tuple(sorted(c)) for c in reference.clusters), reference.names, strict=True))
+            for cluster, name in zip(predicted.clusters, predicted.names, strict=True):
+                if tuple(sorted(cluster)) in named:
+                    assert name == named[tuple(sorted(cluster))]
+        assert "cluster names from" in predict.log_tail
 
     assert evaluate.status == "succeeded", (evaluate.error, evaluate.log_tail)
     methods = [row["method"] for row in evaluate.result["rows"]]

@@ -31,7 +31,6 @@ from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS, DEFAUL
 from jobs.base import JobContext, JobError, JobParamsError, JobType
 from jobs.params import ids, integer, refuse_unknown
 
-
 NAME_BOOK_SETS = 300
 
 
