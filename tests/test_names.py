@@ -71,7 +71,7 @@ def test_predict_names_clusters_and_marks_them_generated(tmp_path, tiny_model):
         assert row["cluster_names_generated"] is True
         assert len(row["cluster_names"]) == len(row["clusters"]) and all(row["cluster_names"])
     generated = [n for r in rows for n in r["cluster_names"]]
-    assert set(generated) <= reference_names | {n for n in generated if "," in n or n.isalpha()}
+    assert any(n in reference_names for n in generated)  # names taken from the nearest named training cluster
 
     # a labelled input: its own names win where the predicted cluster overlaps them
     labelled = tmp_path / "labelled-out.jsonl"

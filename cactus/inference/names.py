@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 DEFAULT_MIN_OVERLAP = 0.5
-DEFAULT_MIN_COSINE = 0.8
+DEFAULT_MIN_COSINE = 0.6
 DEFAULT_KEYWORDS = 3
 MAX_NAME_CHARS = 60
 
