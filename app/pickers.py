@@ -151,18 +151,24 @@ def choose_set(dataset: DatasetInfo) -> SetSummary | None:
 
 
 def _to_next_useful(dataset_id: int) -> None:
-    """Move the set picker to the review queue's first set among those the list shows, other than this one."""
+    """Move the set picker to the most useful set of the review queue (among those the list shows) that is not on
+    screen and was not on screen at an earlier press (once all have been: the most useful other one)."""
     from db import review_queue
 
     shown = set(st.session_state.get("sets_ids") or [])
     current = st.session_state.get("sets_current")
-    queue = state.read(lambda session: review_queue(session, dataset_id))
-    chosen = next((item.set_id for item in queue if item.set_id in shown and item.set_id != current), None)
+    seen: set[int] = st.session_state.setdefault("sets_queue_seen", set())  # sets on screen when it was pressed
+    if current is not None:
+        seen.add(current)
+    queue = [item.set_id for item in state.read(lambda session: review_queue(session, dataset_id))
+             if item.set_id in shown and item.set_id != current]
+    chosen = next((i for i in queue if i not in seen), queue[0] if queue else None)
     if chosen is None:
         st.session_state["pickers_queue_flash"] = (
             "No other set of this list is in the review queue: the queue holds the unreviewed sets the active "
             "model has clustered (run it on the dataset from the Data page).")
         return
+    seen.add(chosen)
     st.session_state["sets_choice"] = chosen
     st.session_state["sets_current"] = chosen
 
