@@ -58,12 +58,15 @@ def parse_params(raw: Mapping[str, Any]) -> PredictParams:
 def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
     from collections.abc import Iterator
 
+    from sqlalchemy import select
+
     from cactus.data.sets import EntitySet
     from cactus.inference.model import ClusteringModel
     from cactus.inference.names import set_namer
     from cactus.inference.streaming import StreamOptions, name_book, predict_stream
     from db.clusterings import add_clustering, latest_clusterings, named_clusterings
     from db.datasets import get_dataset
+    from db.models import SetRow
     from db.registry import active_model, get_model, refresh_threshold
     from db.sets import dataset_set_ids, load_entity_sets
 
@@ -99,7 +102,7 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
                          list(clustering.names))
 
     with ctx.session() as session:
-        labelled = named_clusterings(session, dataset_set_ids(session, dataset.id))
+        labelled = named_clusterings(session, select(SetRow.id).where(SetRow.dataset_id == dataset.id))
         book_ids = list(labelled)[:NAME_BOOK_SETS]
         book_sets = load_entity_sets(session, book_ids)
     book = None
