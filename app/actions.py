@@ -6,42 +6,89 @@ the store's errors into messages.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from app.compare import agreement
-from cactus.data import labels_to_clusters
-from cactus.inference.cluster import MergeTree
-from db import ClusteringView, ModelInfo, Session, SetDetail, add_clustering
+from cactus.data import EntitySet, labels_to_clusters
+from cactus.inference.cluster import MergeTree, ThresholdSweep, sweep_thresholds
+from db import (
+    ClusteringView,
+    DatasetThreshold,
+    ModelInfo,
+    Session,
+    SetDetail,
+    add_clustering,
+    load_entity_sets,
+    threshold_truth,
+)
 from jobs.queue import JobInfo, enqueue
 
+#: At most this many labelled sets are scored when a threshold is re-chosen on the Models page (in the page's run).
+RECHOOSE_MAX_SETS = 400
 
-def predict_set(session: Session, detail: SetDetail, model: ModelInfo, clustering_model: Any) -> ClusteringView:
-    """Cluster one set with a loaded model at its card's threshold and store it as ``model``'s clustering.
 
-    The same as the ``predict`` job does for many sets: details record the threshold and the uncertainty, and the
-    clusters are named (generated) from the set's own named clustering (human, reference, teacher) or keywords.
+def predict_set(session: Session, detail: SetDetail, model: ModelInfo, clustering_model: Any,
+                override: DatasetThreshold | None = None) -> ClusteringView:
+    """Cluster one set with a loaded model and store it as ``model``'s clustering.
+
+    At the card's threshold, or at ``override`` (the model's threshold re-chosen on the set's dataset); the same as
+    the ``predict`` job does for many sets: details record the threshold, where it came from and the uncertainty,
+    and the clusters are named (generated) from the set's own named clustering (human, reference, teacher) or
+    keywords.
     """
     from cactus.inference.names import set_namer
     from cactus.inference.streaming import StreamOptions, predict_stream
 
+    threshold = override.threshold if override is not None else clustering_model.threshold
     entity_set = detail.to_entity_set()
     named = next((c for c in (detail.latest(s) for s in ("human", "reference", "teacher"))
                   if c is not None and any(n.strip() for n in c.names)), None)
     if named is not None:
-        entity_set = type(entity_set)(entity_set.id, entity_set.entities, [list(c) for c in named.clusters],
-                                      list(named.names))
-    results = []
-    options = StreamOptions(threshold=clustering_model.threshold, namer=set_namer(), with_uncertainty=True)
+        entity_set = EntitySet(entity_set.id, entity_set.entities, [list(c) for c in named.clusters],
+                               list(named.names))
+    results: list[EntitySet] = []
+    options = StreamOptions(threshold=threshold, namer=set_namer(), with_uncertainty=True)
     predict_stream(clustering_model.encoder, [entity_set], results.append, options)
     predicted = results[0]
     return add_clustering(session, detail.id, "model", predicted.clusters, predicted.cluster_names,
                           model_id=model.id, producer=model.name,
-                          details={"threshold": clustering_model.threshold, "names_generated": True,
-                                   "uncertainty": predicted.extra.get("uncertainty", 0.0)})
+                          details={"threshold": threshold, "threshold_source": "dataset" if override else "card",
+                                   "names_generated": True, "uncertainty": predicted.extra.get("uncertainty", 0.0)})
+
+
+def threshold_sets(session: Session, dataset_id: int, limit: int = RECHOOSE_MAX_SETS) -> list[EntitySet]:
+    """A dataset's sets that a threshold can be re-chosen on, clustered by their truth (reviewed human, reference)."""
+    truth = threshold_truth(session, dataset_id, limit=limit)
+    loaded = load_entity_sets(session, list(truth))
+    return [loaded[i].with_labels(truth[i].labels()) for i in truth]
+
+
+@dataclass(frozen=True)
+class Rechosen:
+    """A threshold sweep on a dataset's labelled sets, and the scores there at the card's threshold."""
+
+    sweep: ThresholdSweep
+    sets: int
+    card_threshold: float
+    at_card: dict[str, float]
+
+
+def rechoose_threshold(clustering_model: Any, sets: list[EntitySet]) -> Rechosen:
+    """Sweep the thresholds of average-link clustering with the model's similarities on labelled ``sets``."""
+    if not sets:
+        raise ValueError("no labelled sets to choose a threshold on")
+    similarities = clustering_model.similarities(sets)
+    gold = [np.asarray(s.labels()) for s in sets]
+    sweep = sweep_thresholds(similarities, gold)
+    card = clustering_model.threshold
+    at_card = sweep_thresholds(similarities, gold, thresholds=[card]).best_scores
+    return Rechosen(sweep, len(sets), card, at_card)
 
 
 def ask_teacher(session: Session, detail: SetDetail) -> JobInfo:
@@ -78,3 +125,21 @@ def mode_outcomes(similarities: dict[str, np.ndarray], threshold: float, against
         score = agreement(against, clusters, size)["ARI"] if against is not None else None
         out.append(ModeOutcome(mode, clusters, score))
     return out
+
+
+def delete_model_files(session: Session, model: ModelInfo, url: str) -> str:
+    """Remove ``model`` from the registry and, when its checkpoint lies in the store's artifacts folder, its files.
+
+    A checkpoint elsewhere (a folder the user pointed to) is left on disk. Returns what was done, in words.
+    """
+    from db import delete_model
+    from db.artifacts import artifacts_dir
+
+    delete_model(session, model.id)
+    checkpoint = Path(model.checkpoint).resolve()
+    home = artifacts_dir(url).resolve()
+    if home not in checkpoint.parents:
+        return f"Deleted {model.name!r} from the registry; its files at {checkpoint} are outside {home} and were left."
+    if checkpoint.is_dir():
+        shutil.rmtree(checkpoint)
+    return f"Deleted {model.name!r} and its files ({checkpoint})."

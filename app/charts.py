@@ -52,3 +52,24 @@ def score_bars(rows: Sequence[dict], title: str = "") -> go.Figure:
     figure.update_layout(barmode="group", height=360, title=title, yaxis_range=[0, 1],
                          margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": -0.15})
     return figure
+
+
+def sweep_chart(curve: Sequence[dict], chosen: float, title: str, *, marks: Sequence[tuple[float, str]] = ()
+                ) -> go.Figure:
+    """Scores against the similarity threshold (rows ``{"threshold", "NMI", ...}``), the chosen one marked.
+
+    ``marks`` adds a dotted line per (threshold, label), e.g. the model card's threshold beside a re-chosen one.
+    """
+    figure = go.Figure()
+    rows = sorted(curve, key=lambda r: r["threshold"])
+    for k, metric in enumerate(METRICS):
+        if any(metric in r for r in rows):
+            figure.add_scatter(x=[r["threshold"] for r in rows], y=[r.get(metric) for r in rows], mode="lines",
+                               name=metric, line={"color": color(k)})
+    figure.add_vline(x=chosen, line_dash="dash", annotation_text=f"chosen {chosen:+.2f}")
+    for threshold, label in marks:
+        figure.add_vline(x=threshold, line_dash="dot", annotation_text=label, annotation_position="bottom right")
+    figure.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=title,
+                         xaxis={"title": "similarity threshold", "range": [-1, 1]}, yaxis_range=[0, 1.02],
+                         legend={"orientation": "h", "y": -0.25})
+    return figure

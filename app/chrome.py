@@ -7,8 +7,9 @@ import os
 
 import streamlit as st
 
-from app import state
+from app import access, state
 from app.page_list import FAVICON, page
+from db import allows
 
 
 def page_intro(key: str, purpose: str) -> None:
@@ -21,6 +22,14 @@ def page_intro(key: str, purpose: str) -> None:
     if problem:
         st.error(problem, icon=":material/database:")
         st.stop()
+
+
+def role_note(needed: str, what: str) -> None:
+    """Say up front when the user's role does not allow this page's changes (the server refuses them anyway)."""
+    who = access.identity()
+    if not allows(who.role, needed):
+        st.info(f"You can look, but {what} needs the {needed} role and you are a {who.role}: ask an admin.",
+                icon=":material/visibility:")
 
 
 def link_to(key: str, label: str, where: st.delta_generator.DeltaGenerator | None = None) -> None:
@@ -37,7 +46,10 @@ def keep(*keys: str) -> None:
 
 
 def author() -> str:
-    """Who makes the edits (the edit log records it): the name in the sidebar, default the login name."""
+    """Who makes the edits (the edit log records it): the signed-in user when login is on; else the name in the
+    sidebar, default ``CACTUS_AUTHOR`` or the login name."""
+    if access.login_required():
+        return access.identity().name
     if "author" not in st.session_state:
         st.session_state["author"] = os.environ.get("CACTUS_AUTHOR") or getpass.getuser() or "reviewer"
     keep("author")

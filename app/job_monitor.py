@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from app import state
+from app import access, state
 from app.charts import loss_chart, validation_chart
 from cactus.evaluation.metrics import METRICS
-from db.errors import ConflictError
+from db.errors import AccessError, ConflictError
 from jobs.queue import JobInfo, cancel
 
 POLL_S = 2.0
@@ -71,10 +71,13 @@ def _render_job(info: JobInfo, key: str, charts: bool) -> None:
                          hide_index=True)
     if not info.finished and st.button("Cancel", key=f"{key}_cancel_{info.id}", icon=":material/stop_circle:"):
         try:
-            with state.writing() as session:
+            who = access.identity()
+            needs = "annotator" if info.created_by and info.created_by == who.name else "admin"
+            with state.writing(needs, "Cancelling other people's jobs" if needs == "admin" else "Cancelling jobs"
+                               ) as session:
                 cancel(session, info.id)
             st.toast(f"Cancelling job {info.id}…")
-        except ConflictError as exc:
+        except (ConflictError, AccessError) as exc:
             st.warning(str(exc))
     if info.log_tail:
         with st.expander("Log"):
@@ -109,6 +112,7 @@ def jobs_table(found: Sequence[JobInfo]) -> None:
         [{"job": j.id, "type": j.type, "status": j.status,
           "progress": round(100 * j.progress), "message": j.error if j.status == "failed" else j.message,
           "dataset": j.dataset_id, "queued": j.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+          "by": j.created_by or "",
           "took": f"{j.seconds:.0f} s" if j.seconds is not None else ""} for j in found],
         hide_index=True, width="stretch",
         column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=100,

@@ -1,9 +1,10 @@
-"""The workbench's entry point: the page navigation, nothing else (``cactus app`` runs it with Streamlit)."""
+"""The workbench's entry point: the login gate and the page navigation (``cactus app`` runs it with Streamlit)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from app.access import gate
 from app.page_list import FAVICON, PAGES
 
 
@@ -12,6 +13,7 @@ def run() -> None:
     # before the navigation: otherwise the browser shows the page's :material/...: icon as the tab's icon, which
     # it fetches from fonts.gstatic.com (a failed request on every page when the workbench has no internet)
     st.set_page_config(page_icon=FAVICON, layout="wide")
+    gate()  # with login on, every page needs a signed-in user of the store
     groups: dict[str, list] = {}
     for entry in PAGES:
         groups.setdefault(entry.group, []).append(

@@ -29,6 +29,7 @@ PAGES: tuple[PageEntry, ...] = (
     PageEntry("review", "app_pages/review.py", "Review", ":material/compare:", "Clusterings", default=True),
     PageEntry("correct", "app_pages/correct.py", "Correct", ":material/edit_note:", "Clusterings"),
     PageEntry("data", "app_pages/data.py", "Data", ":material/upload_file:", "Clusterings"),
+    PageEntry("corpus", "app_pages/corpus.py", "Corpus", ":material/scatter_plot:", "Clusterings"),
     PageEntry("train", "app_pages/train.py", "Train", ":material/model_training:", "Models"),
     PageEntry("models", "app_pages/models.py", "Models", ":material/deployed_code:", "Models"),
     PageEntry("evaluate", "app_pages/evaluate.py", "Evaluate", ":material/leaderboard:", "Models"),

@@ -102,6 +102,39 @@ def set_filters(dataset: DatasetInfo) -> SetFilters:
                       min_disagreement=disagree / 100 if disagree else None, order=order)
 
 
+def remembered_filters(dataset: DatasetInfo) -> SetFilters:
+    """The set list's filters as last set on Review or Correct (the defaults when never set), without widgets."""
+    low, high = state.size_range(dataset.id)
+    value = {key: st.session_state.get(key, default) for key, default in FILTER_DEFAULTS.items()}
+    keep(*FILTER_DEFAULTS, "sets_size")
+    size = st.session_state.get("sets_size")
+    if not (isinstance(size, (tuple, list)) and low <= size[0] <= size[1] <= high):
+        size = (low, high)
+    split = value["sets_split"]
+    return SetFilters(search=str(value["sets_search"]).strip(),
+                      reviewed={"All": None, "Not reviewed": False, "Reviewed": True}.get(value["sets_status"]),
+                      split=None if split == "any" else split,
+                      min_size=size[0] if size[0] > low else None, max_size=size[1] if size[1] < high else None,
+                      min_disagreement=value["sets_disagree"] / 100 if value["sets_disagree"] else None,
+                      order=value["sets_order"])
+
+
+def describe_filters(filters: SetFilters) -> str:
+    """The filters in words ("" when none narrows the list)."""
+    parts = []
+    if filters.search:
+        parts.append(f"containing {filters.search!r}")
+    if filters.reviewed is not None:
+        parts.append("reviewed" if filters.reviewed else "not reviewed")
+    if filters.split:
+        parts.append(f"in {filters.split}")
+    if filters.min_size is not None or filters.max_size is not None:
+        parts.append(f"of {filters.min_size or 2}–{filters.max_size or '…'} entities")
+    if filters.min_disagreement is not None:
+        parts.append(f"teacher and model apart on ≥ {filters.min_disagreement:.0%} of pairs")
+    return ", ".join(parts)
+
+
 def _set_label(summary: SetSummary) -> str:
     parts = [summary.name, f"{summary.size} entities"]
     if summary.reviewed:

@@ -22,9 +22,11 @@ from typing import Any, TypeVar
 import numpy as np
 import streamlit as st
 
+from app import access
 from db import (
     STORE_UNAVAILABLE,
     DatasetInfo,
+    DatasetThreshold,
     LabelSummary,
     ModelInfo,
     Session,
@@ -32,6 +34,7 @@ from db import (
     SetPage,
     active_model,
     database_url,
+    dataset_threshold,
     get_set,
     label_summary,
     list_datasets,
@@ -44,7 +47,7 @@ from db import (
 )
 from db.errors import StoreError
 from jobs.base import JobParamsError
-from jobs.queue import JobInfo, get_job, list_jobs
+from jobs.queue import JobInfo, get_job, list_jobs, set_author
 
 QUERY_TTL_S = 5
 T = TypeVar("T")
@@ -57,19 +60,28 @@ def db_url() -> str:
 
 
 @contextmanager
-def writing() -> Iterator[Session]:
-    """A session for a change; the cached queries are refreshed after it commits."""
+def writing(needs: str, action: str) -> Iterator[Session]:
+    """A session for a change that the role ``needs`` may make (``action`` says what it is, for the refusal);
+    the cached queries are refreshed after it commits.
+
+    Raises:
+        db.AccessError: the current user's role does not allow it (nothing is opened).
+    """
+    access.require(needs, action)
     with session_scope(db_url()) as session:
         yield session
     refresh()
 
 
-def queue_job(make: Callable[[Session], JobInfo], refused: str | None = None) -> JobInfo | None:
-    """Queue the job that ``make`` enqueues; when the store or the job's parameter check refuses it, show why
-    (after ``refused: `` when given) and return None."""
+def queue_job(make: Callable[[Session], JobInfo], refused: str | None = None, *, needs: str,
+              action: str) -> JobInfo | None:
+    """Queue the job that ``make`` enqueues, as the current user (its author), if their role is ``needs`` or above;
+    when the role, the store or the job's parameter check refuses it, show why (after ``refused: `` when given)
+    and return None."""
     try:
-        with writing() as session:
-            return make(session)
+        who = access.require(needs, action)
+        with writing(needs, action) as session:
+            return set_author(session, make(session).id, who.name)
     except (JobParamsError, StoreError) as exc:
         st.error(f"{refused}: {exc}" if refused else str(exc))
         return None
@@ -186,12 +198,34 @@ def current_active_model() -> ModelInfo | None:
     return read(active_model)
 
 
+def threshold_override(model_id: int, dataset_id: int) -> DatasetThreshold | None:
+    """The model's threshold re-chosen on this dataset, fresh from the store (None: its card's applies)."""
+    return read(lambda session: dataset_threshold(session, model_id, dataset_id))
+
+
 def teacher_key_set() -> bool:
     """Whether this process (and so the worker that ``cactus app`` starts beside it) has an Anthropic key."""
     return bool(os.environ.get("ANTHROPIC_API_KEY", "").strip())
 
 
 # --- models ---------------------------------------------------------------------------------------------------
+
+
+def sweep_curve(model: ModelInfo) -> list[dict[str, float]] | None:
+    """The validation scores at every threshold of the sweep that chose the model's threshold (best epoch), from the
+    registry's copy of its training history or else its card; None when its training did not record it."""
+    history = model.training.get("history")
+    if not history:
+        from cactus.training.checkpoint import CheckpointError, read_card
+
+        try:
+            history = read_card(model.checkpoint).history
+        except CheckpointError:
+            return None
+    rows = [row for row in history if row.get("sweep")]
+    best = next((row for row in rows if row.get("epoch") == model.training.get("best_epoch")), None)
+    best = best or next((row for row in rows if row.get("threshold") == model.threshold), None)
+    return (best or {}).get("sweep") or None
 
 
 def _stamp(checkpoint: str) -> float:
@@ -222,9 +256,10 @@ def loaded_model(model: ModelInfo) -> Any:
     copy is refreshed so that the Models page lists the value in use.
     """
     loaded = clustering_model(model.checkpoint)
-    if loaded.threshold != model.threshold:
-        with writing() as session:
+    if loaded.threshold != model.threshold:  # upkeep, not a user's change: whatever the role
+        with session_scope(db_url()) as session:
             refresh_threshold(session, model.id, loaded.threshold)
+        refresh()
     return loaded
 
 
@@ -238,3 +273,19 @@ def _similarity(checkpoint: str, stamp: float, texts: tuple[str, ...], mode: str
 def similarity(checkpoint: str, texts: tuple[str, ...], mode: str | None = None) -> np.ndarray:
     """The (N, N) cosine similarities of a set's entities under a model (its trained mode, or ``mode``)."""
     return _similarity(checkpoint, _stamp(checkpoint), texts, mode)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _corpus_xy(checkpoint: str, stamp: float, texts: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    from app.corpus import project
+
+    model = _load_model(checkpoint, stamp)
+    with model_in_use():
+        embedded = model.encoder.embed([list(t) for t in texts], batch_size=32, device=model.device)
+    stacked = np.concatenate(embedded) if embedded else np.zeros((0, 2), dtype=np.float32)
+    return project(stacked.astype(np.float64))
+
+
+def corpus_xy(checkpoint: str, texts: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    """2-D positions (PCA) of every entity of these sets, in order, from a model's embeddings within their set."""
+    return _corpus_xy(checkpoint, _stamp(checkpoint), texts)

@@ -53,6 +53,21 @@ class ParsedUpload:
         return counts
 
 
+class UploadProblems(DataError):
+    """Every invalid line of an upload, not only the first: ``problems`` are ``file:line: field: reason`` strings."""
+
+    def __init__(self, name: str, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(f"{len(self.problems)} problem(s) in the file; the first: {self.problems[0]}", path=name)
+
+
+def _raise_all(name: str, problems: Sequence[DataError]) -> None:
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise UploadProblems(name, [str(p) for p in problems])
+
+
 def format_of(name: str) -> str:
     """The format an upload's file name suggests: jsonl, csv or text.
 
@@ -95,9 +110,11 @@ def parse_jsonl(name: str, data: bytes) -> ParsedUpload:
         path = Path(folder) / "upload.jsonl"
         path.write_bytes(data)
         try:
-            sets = read_sets(path).sets
-        except DataError as exc:
+            loaded = read_sets(path, skip_invalid=True)
+        except DataError as exc:  # the file as a whole (e.g. not UTF-8)
             raise DataError(exc.reason, path=name, line=exc.line, field=exc.field) from None
+        _raise_all(name, [DataError(s.reason, path=name, line=s.line) for s in loaded.skipped])
+        sets = loaded.sets
     if not sets:
         raise DataError("the file holds no sets (one JSON object per line, with \"id\" and \"entities\")", path=name)
     return ParsedUpload(name, "jsonl", sets)
@@ -132,26 +149,38 @@ def parse_csv(name: str, data: bytes) -> ParsedUpload:
     assert set_col is not None and text_col is not None
 
     rows: dict[str, list[tuple[int, str, str, str | None]]] = {}
+    problems: list[DataError] = []
     line = 2
     try:
         for line, row in records:
-            if not any(cell.strip() for cell in row):
+            try:
+                if not any(cell.strip() for cell in row):
+                    continue
+                cells = [*row, *[""] * (len(header) - len(row))]
+                for column, cell in zip(header, cells, strict=False):
+                    check_text(cell, column.strip())
+                set_id, entity_text = cells[set_col].strip(), cells[text_col].strip()
+                if not set_id:
+                    raise DataError("empty set id", line=line, field="set_id")
+                if not entity_text:
+                    raise DataError("empty text", line=line, field="text")
+            except DataError as exc:
+                problems.append(exc.located(path=name, line=line))
                 continue
-            cells = [*row, *[""] * (len(header) - len(row))]
-            for column, cell in zip(header, cells, strict=False):
-                check_text(cell, column.strip())
-            set_id, entity_text = cells[set_col].strip(), cells[text_col].strip()
-            if not set_id:
-                raise DataError("empty set id", line=line, field="set_id")
-            if not entity_text:
-                raise DataError("empty text", line=line, field="text")
             entity_id = cells[id_col].strip() if id_col is not None else ""
             cluster = cells[cluster_col].strip() if cluster_col is not None else ""
             rows.setdefault(set_id, []).append((line, entity_text, entity_id, cluster or None))
-    except DataError as exc:
-        raise exc.located(path=name, line=line) from None
+    except DataError as exc:  # the CSV itself cannot be read on (e.g. a quote left open)
+        problems.append(exc.located(path=name, line=line))
 
-    sets = [_csv_set(name, set_id, members) for set_id, members in rows.items()]
+    _raise_all(name, problems)  # rows left out would make the checks of their sets misleading
+    sets = []
+    for set_id, members in rows.items():
+        try:
+            sets.append(_csv_set(name, set_id, members))
+        except DataError as exc:
+            problems.append(exc)
+    _raise_all(name, problems)
     if not sets:
         raise DataError("the file has a header but no rows", path=name, line=2)
     return ParsedUpload(name, "csv", sets)

@@ -13,7 +13,9 @@ Modules: :mod:`db.session` (engines, sessions, ``CACTUS_DB_URL``), :mod:`db.migr
 :mod:`db.models` (tables), :mod:`db.datasets` (create and import), :mod:`db.sets` (list, get, review),
 :mod:`db.clusterings` (teacher, model and reference clusterings), :mod:`db.partition` and
 :mod:`db.edits` (the human clustering, its edit log, undo and redo), :mod:`db.registry` (models),
-:mod:`db.export` (best labels to train/val/test files). The job queue is :mod:`jobs`.
+:mod:`db.export` (best labels to train/val/test files), :mod:`db.exchange` (sets with who/when
+for download; teacher labels imported from a file), :mod:`db.thresholds` (a model's threshold re-chosen per dataset),
+:mod:`db.users` (login users and roles). The job queue is :mod:`jobs`.
 """
 
 from cactus.lazy import lazy_getattr
@@ -49,7 +51,13 @@ _LAZY = {
     "ConflictError": "db.errors",
     "EditError": "db.errors",
     "NotFoundError": "db.errors",
+    "AccessError": "db.errors",
     "StoreError": "db.errors",
+    "TeacherImport": "db.exchange",
+    "import_teacher_labels": "db.exchange",
+    "sets_csv": "db.exchange",
+    "sets_for_download": "db.exchange",
+    "sets_jsonl": "db.exchange",
     "ExportSummary": "db.export",
     "LabelSummary": "db.export",
     "best_labels": "db.export",
@@ -71,6 +79,11 @@ _LAZY = {
     "list_models": "db.registry",
     "refresh_threshold": "db.registry",
     "register_model": "db.registry",
+    "DatasetThreshold": "db.thresholds",
+    "clear_dataset_threshold": "db.thresholds",
+    "dataset_threshold": "db.thresholds",
+    "set_dataset_threshold": "db.thresholds",
+    "threshold_truth": "db.thresholds",
     "database_url": "db.session",
     "get_engine": "db.session",
     "session_scope": "db.session",
@@ -86,6 +99,14 @@ _LAZY = {
     "set_sizes": "db.sets",
     "set_split": "db.sets",
     "sets_lacking": "db.sets",
+    "UserInfo": "db.users",
+    "add_user": "db.users",
+    "allows": "db.users",
+    "ensure_admin": "db.users",
+    "list_users": "db.users",
+    "remove_user": "db.users",
+    "require": "db.users",
+    "role_of": "db.users",
     "ClusteringView": "db.views",
     "DatasetInfo": "db.views",
     "EditView": "db.views",

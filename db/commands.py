@@ -1,7 +1,8 @@
 """The store's commands, registered with ``cactus`` through the ``cactus.commands`` entry point ``db``.
 
 ``cactus import-sets`` loads a sets file (or a train/val/test folder) into the store as a dataset; ``cactus
-export-labels`` writes a stored dataset's best labels as a train/val/test folder for ``cactus train``.
+export-labels`` writes a stored dataset's best labels as a train/val/test folder for ``cactus train``; ``cactus
+users`` adds, lists and removes who may sign in to the workbench, with their roles.
 :func:`add_db_option` is the ``--db URL`` option of every command that works on the store.
 
 Registration stays light (``cactus --help`` imports this module): the store's modules load only when a command
@@ -21,9 +22,10 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``import-sets`` and ``export-labels``."""
+    """Add ``import-sets``, ``export-labels`` and ``users``."""
     register_import(subparsers)
     register_export(subparsers)
+    register_users(subparsers)
 
 
 def register_import(subparsers: argparse._SubParsersAction) -> None:
@@ -105,4 +107,72 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {counts} sets (labels: {sources})")
     if summary.newly_assigned:
         print("gave a split to unassigned sets: " + ", ".join(f"{k} {v}" for k, v in summary.newly_assigned.items()))
+    return 0
+
+
+ROLE_CHOICES = ("viewer", "annotator", "admin")  # db.models.ROLES, without importing SQLAlchemy here
+
+
+def register_users(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "users",
+        help="who may sign in to the workbench, and their roles (viewer, annotator, admin)",
+        description="When the workbench runs with login (an [auth] section in its secrets file), only the users "
+        "listed here get in, each with a role: viewer (reads), annotator (also corrects and saves clusterings), "
+        "admin (also calls the teacher, trains, activates and deletes models, uploads and deletes data). A user "
+        "is the email the login provider reports (else its subject). Add the first admin here, or with the "
+        "CACTUS_ADMIN setting when `cactus app` starts.",
+    )
+    commands = parser.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
+    add = commands.add_parser("add", help="add a user, or change a user's role",
+                              description="Add EMAIL with role R; an existing user gets the new role.")
+    add.add_argument("email", metavar="EMAIL", help="the email (or subject) the login provider reports")
+    add.add_argument("--role", required=True, choices=ROLE_CHOICES, help="what they may do")
+    add_db_option(add)
+    add.set_defaults(func=run_users_add)
+    listing = commands.add_parser("list", help="list the users and their roles",
+                                  description="Every user of the store with its role, admins first.")
+    add_db_option(listing)
+    listing.set_defaults(func=run_users_list)
+    remove = commands.add_parser("remove", help="remove a user (their edits keep their name)",
+                                 description="Remove EMAIL: they can no longer sign in. Their edits, jobs and "
+                                 "models keep their name.")
+    remove.add_argument("email", metavar="EMAIL")
+    add_db_option(remove)
+    remove.set_defaults(func=run_users_remove)
+
+
+def run_users_add(args: argparse.Namespace) -> int:
+    from db.session import session_scope
+    from db.users import add_user
+
+    with session_scope(args.db) as session:
+        user, created = add_user(session, args.email, args.role)
+    print(f"{'added' if created else 'updated'} {user.email}: {user.role}")
+    return 0
+
+
+def run_users_list(args: argparse.Namespace) -> int:
+    from db.session import session_scope
+    from db.users import list_users
+
+    with session_scope(args.db, readonly=True) as session:
+        users = list_users(session)
+    if not users:
+        print("no users yet: with login on, nobody can get in; add the first admin with "
+              "`cactus users add EMAIL --role admin`")
+        return 0
+    width = max(len(u.email) for u in users)
+    for user in users:
+        print(f"{user.email:<{width}}  {user.role:<9}  added {user.created_at:%Y-%m-%d %H:%M} UTC")
+    return 0
+
+
+def run_users_remove(args: argparse.Namespace) -> int:
+    from db.session import session_scope
+    from db.users import remove_user
+
+    with session_scope(args.db) as session:
+        remove_user(session, args.email)
+    print(f"removed {args.email.strip().lower()}")
     return 0

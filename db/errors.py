@@ -19,3 +19,7 @@ class ConflictError(StoreError):
 
 class EditError(StoreError, ValueError):
     """An edit that does not apply to the current clustering (unknown cluster, empty selection)."""
+
+
+class AccessError(StoreError, PermissionError):
+    """The signed-in user's role does not allow the action (or they are not a user of this store)."""

@@ -7,6 +7,8 @@ One row class per table, named ``*Row`` so that they never shadow the library's 
                      │ ├────< clusterings >── models, jobs
                      │ └────< edits               (append-only edit log of the human clustering)
     jobs, models                                  (job queue; model registry, one active model)
+    models ─< model_dataset_thresholds >─ datasets (a model's threshold re-chosen on another dataset)
+    users                                         (who may sign in to the workbench, and their role)
 
 Clusterings and edit-log snapshots are stored as JSON in the sets format: ``clusters`` is a list of
 lists of entity positions (0-based, in set order) covering every entity once, ``names`` one name per
@@ -43,6 +45,7 @@ SPLITS = ("train", "val", "test", "unassigned")
 SOURCES = ("teacher", "model", "human", "reference")
 EDIT_ACTIONS = ("accept", "move", "merge", "split", "rename", "create", "delete", "undo", "redo")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+ROLES = ("viewer", "annotator", "admin")  # each can do what the ones before it can
 
 # Deterministic constraint names, so that Alembic migrations (and SQLite batch mode) can refer to them.
 NAMING_CONVENTION = {
@@ -178,6 +181,7 @@ class JobRow(Base):
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(320))  # who queued it (the signed-in user), if known
 
     def __repr__(self) -> str:
         return f"JobRow(id={self.id!r}, type={self.type!r}, status={self.status!r}, progress={self.progress:.2f})"
@@ -206,6 +210,7 @@ class ModelRow(Base):
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(320))  # who trained or registered it, if known
 
     def __repr__(self) -> str:
         return f"ModelRow(id={self.id!r}, name={self.name!r}, mode={self.mode!r}, active={self.active!r})"
@@ -270,3 +275,34 @@ class EditRow(Base):
 
     def __repr__(self) -> str:
         return f"EditRow(set_id={self.set_id!r}, seq={self.seq!r}, action={self.action!r}, author={self.author!r})"
+
+
+class DatasetThresholdRow(Base):
+    """A model's threshold re-chosen on a dataset's labelled sets: an override of its card's on that dataset."""
+
+    __tablename__ = "model_dataset_thresholds"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    chosen_on_sets: Mapped[int] = mapped_column(Integer)  # how many labelled sets the sweep scored
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return (f"DatasetThresholdRow(model_id={self.model_id!r}, dataset_id={self.dataset_id!r}, "
+                f"threshold={self.threshold!r})")
+
+
+class UserRow(Base):
+    """Someone who may sign in to the workbench when login is on, with their role (one of :data:`ROLES`)."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_one_of("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # the identity's email, else its subject
+    role: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"UserRow(email={self.email!r}, role={self.role!r})"

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from cactus.inference.threshold import check_threshold
 from db.errors import ConflictError, NotFoundError, StoreError
-from db.models import ModelRow
+from db.models import JobRow, ModelRow
 from db.views import ModelInfo
 
 
@@ -32,6 +32,7 @@ def register_model(
     dataset_id: int | None = None,
     job_id: int | None = None,
     activate: bool = False,
+    created_by: str | None = None,
 ) -> ModelInfo:
     """Add a trained model to the registry.
 
@@ -46,6 +47,7 @@ def register_model(
         training: what it was trained on and how (counts of sets by source, epochs, options).
         dataset_id, job_id: the dataset and job it came from, if any.
         activate: make it the active model.
+        created_by: who made it (default: whoever queued the job ``job_id``).
 
     Raises:
         ConflictError: the name is taken.
@@ -59,9 +61,12 @@ def register_model(
     threshold = _checked(threshold)
     if session.scalar(select(ModelRow.id).where(ModelRow.name == name)) is not None:
         raise ConflictError(f"a model named {name!r} is registered already; choose another name")
+    if created_by is None and job_id is not None:
+        job = session.get(JobRow, job_id)
+        created_by = job.created_by if job is not None else None
     row = ModelRow(name=name, checkpoint=str(checkpoint), backbone=backbone, mode=mode, loss=loss,
                    threshold=threshold, metrics=dict(metrics or {}), training=dict(training or {}),
-                   dataset_id=dataset_id, job_id=job_id, active=False)
+                   dataset_id=dataset_id, job_id=job_id, active=False, created_by=created_by)
     session.add(row)
     session.flush()
     if activate:

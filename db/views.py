@@ -173,9 +173,10 @@ class ModelInfo:
     dataset_id: int | None
     job_id: int | None
     created_at: datetime
+    created_by: str | None = None  # who trained or registered it, when known
 
     @classmethod
     def of(cls, row: ModelRow) -> ModelInfo:
         return cls(row.id, row.name, row.checkpoint, row.backbone, row.mode, row.loss, row.threshold,
                    dict(row.metrics or {}), dict(row.training or {}), row.active, row.dataset_id, row.job_id,
-                   row.created_at)
+                   row.created_at, row.created_by)

@@ -50,13 +50,14 @@ class JobInfo:
     heartbeat_at: datetime | None
     updated_at: datetime
     uid: str  # unique across stores and resets: it names the job's work folder
+    created_by: str | None = None  # who queued it, when known
 
     @classmethod
     def of(cls, row: JobRow) -> JobInfo:
         return cls(row.id, row.type, dict(row.params or {}), row.status, row.dataset_id, row.progress, row.message,
                    row.log_tail, dict(row.metrics or {}), row.result, row.error, row.traceback, row.cancel_requested,
                    row.worker_id, row.attempts, row.max_attempts, row.created_at, row.started_at, row.finished_at,
-                   row.heartbeat_at, row.updated_at, row.uid)
+                   row.heartbeat_at, row.updated_at, row.uid, row.created_by)
 
     @property
     def folder(self) -> str:
@@ -83,6 +84,7 @@ def enqueue(
     *,
     dataset_id: int | None = None,
     max_attempts: int = 2,
+    created_by: str | None = None,
 ) -> JobInfo:
     """Queue a job for a worker.
 
@@ -92,6 +94,7 @@ def enqueue(
         dataset_id: the dataset the job is about (for listing jobs per dataset); taken from
             ``params["dataset_id"]`` when not given.
         max_attempts: how many times to run it when workers die under it (1: never retry).
+        created_by: who queued it (the signed-in user); a model the job registers gets the same author.
 
     Raises:
         JobParamsError: unknown type or bad parameters (nothing is queued).
@@ -106,8 +109,23 @@ def enqueue(
     if dataset_id is not None and session.get(DatasetRow, dataset_id) is None:
         raise JobParamsError(f"no dataset with id {dataset_id}; pick one of the datasets in the store")
     row = JobRow(type=type, params=raw, status="queued", dataset_id=dataset_id, max_attempts=max_attempts,
+                 created_by=created_by,
                  message="queued: the next free worker takes it (`cactus worker` starts one)")
     session.add(row)
+    session.flush()
+    return JobInfo.of(row)
+
+
+def set_author(session: Session, job_id: int, author: str) -> JobInfo:
+    """Record who queued a job (the app's signed-in user; a model it registers gets the same author).
+
+    Raises:
+        NotFoundError: no such job.
+    """
+    row = session.get(JobRow, job_id)
+    if row is None:
+        raise NotFoundError(f"no job with id {job_id}")
+    row.created_by = author
     session.flush()
     return JobInfo.of(row)
 

@@ -3,6 +3,7 @@
 ``store_url``: an empty store, once on SQLite and once on PostgreSQL (see :func:`tests.jobs_helpers.store_database`).
 ``app_env``: a fresh store and environment for the app under test (see :func:`tests.app_helpers.fresh_app_store`).
 ``tiny_model`` / ``tiny_bert``: a tiny trained model folder and a tiny random BERT folder, made once per session.
+``oidc_provider``: a real OpenID Connect provider (``oidc-provider-mock``) on a local port, started once per session.
 Imports happen inside the fixtures, so test modules that use none of them load neither Streamlit nor the store.
 """
 
@@ -39,3 +40,12 @@ def tiny_bert(tmp_path_factory):
     from tests.tiny_backbones import save_tiny_bert
 
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert") / "bert")
+
+
+@pytest.fixture(scope="session")
+def oidc_provider():
+    """The base URL of a local OpenID Connect provider: its form signs in whoever's subject (email) is typed."""
+    from oidc_provider_mock import run_server_in_thread
+
+    with run_server_in_thread(port=0) as server:  # stops (and frees its port) when the session ends
+        yield f"http://127.0.0.1:{server.server_port}"

@@ -169,7 +169,7 @@ def test_upload_review_correct_train_and_activate(workbench):
         expect(page.get_by_text(re.compile(r"SIA embeddings give \d+ clusters"))).to_be_visible()
         shot("review")
         shot("review-heatmap", at=page.get_by_test_id("stPlotlyChart").first)
-        page.get_by_role("radio", name="NIA: no inter-entity attention").click()
+        page.get_by_role("radio", name="NIA", exact=True).click()
         expect(page.get_by_text("NIA: no inter-entity attention · outlined by the teacher's clusters")).to_be_visible()
         shot("review-nia", at=page.get_by_test_id("stPlotlyChart").first)
 

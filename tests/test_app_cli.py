@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from app.bootstrap import DEMO_DATASET, DEMO_MODEL, DEMO_TRAIN, bootstrap, minilm_available
-from app.commands import config_flags, default_config, streamlit_command
+from app.commands import (
+    check_exposure,
+    config_flags,
+    default_config,
+    login_settings,
+    secrets_files,
+    streamlit_command,
+)
 from cactus.errors import CactusError
 from db import create_dataset, delete_dataset, find_dataset, list_sets, session_scope
 from jobs.queue import enqueue, list_jobs
@@ -117,3 +124,59 @@ def test_cactus_app_serves_with_its_settings_and_stops_on_sigterm(tmp_path):
     assert "first start: imported the demo dataset" in output
     with pytest.raises(OSError):
         get(f"http://127.0.0.1:{port}/_stcore/health")
+
+
+AUTH = ('[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\ncookie_secret = "' + "s" * 32 + '"\n'
+        'client_id = "cactus"\nclient_secret = "secret"\n'
+        'server_metadata_url = "http://127.0.0.1:9/.well-known/openid-configuration"\n')
+
+
+def test_exposing_the_app_needs_login_or_an_explicit_no_login(tmp_path, monkeypatch, capsys):
+    from cactus.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml here
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main(["app", "--host", "0.0.0.0", "--db", f"sqlite:///{tmp_path / 'store.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert "--host 0.0.0.0 exposes the workbench" in err and "login is not configured" in err
+    assert "[auth] section" in err and "--no-login" in err
+    assert not (tmp_path / "store.db").exists()  # refused before anything was set up
+    check_exposure("127.0.0.1", login=False, no_login=False)  # the default: this machine only
+    check_exposure("localhost", login=False, no_login=False)
+    check_exposure("0.0.0.0", login=True, no_login=False)
+    check_exposure("0.0.0.0", login=False, no_login=True)
+    with pytest.raises(CactusError, match=r"--host 10\.0\.0\.5 exposes"):
+        check_exposure("10.0.0.5", login=False, no_login=False)
+
+
+def test_login_settings_come_from_the_secrets_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert login_settings(secrets_files(None)) is None
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text(AUTH)
+    assert login_settings(secrets_files(None))["client_id"] == "cactus"  # the usual place, in the folder run from
+    elsewhere = tmp_path / "elsewhere.toml"
+    elsewhere.write_text(AUTH.replace('client_secret = "secret"\n', ""))
+    with pytest.raises(CactusError, match="the \\[auth\\] section lacks client_secret"):
+        login_settings(secrets_files(elsewhere))
+    elsewhere.write_text(AUTH.replace("s" * 32, "short"))
+    with pytest.raises(CactusError, match="cookie_secret must be at least 32 characters"):
+        login_settings(secrets_files(elsewhere))
+    with pytest.raises(CactusError, match=r"secrets file .*missing\.toml not found"):
+        secrets_files(tmp_path / "missing.toml")
+    elsewhere.write_text(AUTH)
+    command = streamlit_command(default_config(), port=8600, address="0.0.0.0", secrets=elsewhere)
+    assert command[-1] == f"--secrets.files={elsewhere.resolve()}"
+
+
+def test_the_first_admin_comes_from_the_setting_not_from_whoever_logs_in(tmp_path):
+    from app.commands import admin_note
+    from db import role_of
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert "has no admin yet: add one with `cactus users add EMAIL --role admin`" in admin_note(url, None)
+    assert admin_note(url, "Boss@example.org") == ("login is on; admins: boss@example.org (`cactus users list` shows "
+                                                   "every user)")
+    with session_scope(url, readonly=True) as session:
+        assert role_of(session, "boss@example.org") == "admin"

@@ -64,6 +64,13 @@ def test_an_invalid_line_is_named_and_nothing_is_saved(app_env, tmp_path):
     assert not [b for b in at.button if b.key == "data_save"]
     assert set_count(app_env) == 0
 
+    data += b'{"id": "cut", "entities": [{"id": "a", "text": "gl\n'  # a second problem: all are listed
+    at = upload(open_app("data"), "sets.jsonl", data)
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("**2 problems in sets.jsonl**") and "nothing was saved" in error
+    assert "- sets.jsonl:5: field 'clusters[0]" in error and f"- sets.jsonl:{len(good) + 1}: invalid JSON" in error
+    assert set_count(app_env) == 0
+
 
 def test_a_conflicting_save_stores_nothing(app_env, tmp_path):
     data = tiny_sets_jsonl(tmp_path / "ds")
@@ -132,3 +139,72 @@ def test_a_saved_dataset_of_20_sets_or_more_may_be_labelled_through_batches(app_
         (job,) = list_jobs(session)
     assert job.type == "label" and job.params == {"dataset_id": datasets(app_env)[0].id, "sets": "missing",
                                                   "batch": True}
+
+
+def _downloaded(at) -> tuple[str, bytes]:
+    _, name, data, _, _ = at.session_state["data_export_file"]
+    assert any(b.label.startswith(f"Download {name}") for b in at.get("download_button"))
+    return name, data
+
+
+def test_download_every_set_or_the_filtered_ones_with_their_best_clustering(app_env, tmp_path):
+    from tests.app_helpers import seed_store
+
+    seeded = seed_store(app_env, tmp_path / "ds")  # reference labels from the file, first-word teacher clusterings
+    at = open_app("data")
+    at.button(key="data_export").click().run()
+    name, data = _downloaded(at)
+    lines = [json.loads(line) for line in data.decode().splitlines()]
+    assert name == "tiny.jsonl" and len(lines) == 24
+    assert {line["label_source"] for line in lines} == {"teacher"}
+    assert lines[0]["labelled_by"] == "claude-test" and lines[0]["labelled_at"] and lines[0]["reviewed"] is False
+    assert "clusters" in lines[0] and "cluster_names" in lines[0]
+
+    # the filters last set on the set list narrow the download: only the test split, as CSV
+    at.session_state["sets_split"] = "test"
+    at.run()
+    at.radio(key="data_export_scope").set_value("filter").run()
+    at.radio(key="data_export_format").set_value("CSV").run()
+    at.button(key="data_export").click().run()
+    name, data = _downloaded(at)
+    header, *rows = data.decode().splitlines()
+    assert name == "tiny-filtered.csv" and header.startswith("set_id,entity_id,text,cluster,label_source")
+    with session_scope(app_env, readonly=True) as session:
+        test_sets = {s.name for s in list_sets(session, seeded.dataset_id, split="test", limit=100).items}
+    assert {row.split(",")[0] for row in rows} == test_sets
+
+
+def test_import_teacher_labels_from_a_cactus_label_file(app_env, tmp_path):
+    from tests.app_helpers import seed_store, tiny_sets
+
+    seeded = seed_store(app_env, tmp_path / "ds", teacher=False)
+    labelled = []
+    chosen = [s for s in tiny_sets(tmp_path / "again") if len(s) >= 3][:3]
+    for entity_set in chosen:  # as `cactus label` writes them: entity 0 left out
+        row = entity_set.to_json()
+        row["entities"] = row["entities"][1:]
+        row["clusters"] = [[i for i in range(len(row["entities"]))]]
+        row["cluster_names"] = ["Everything"]
+        row["teacher"] = {"model": "claude-file", "dropped_entity_ids": [entity_set.entities[0].id], "invented": 0}
+        labelled.append(row)
+    good = "".join(json.dumps(r) + "\n" for r in labelled).encode()
+    at = open_app("data")
+    at.file_uploader(key="data_teacher_upload_0").upload("labelled.jsonl", good).run()
+    assert "labelled.jsonl: 3 sets, 3 with clusters." in texts_of(at)
+    at.button(key="data_teacher_import").click().run()
+    assert "Imported the teacher's clusterings of 3 sets of 'tiny' from labelled.jsonl (3 entities it left out " \
+           "stay alone)." in texts_of(at)
+    with session_scope(app_env, readonly=True) as session:
+        stored = get_set(session, seeded.set_ids[[s.id for s in tiny_sets(tmp_path / "x")].index(chosen[0].id)]).teacher
+        assert stored.producer == "claude-file" and stored.details["unplaced"] == [0]
+        assert list_sets(session, seeded.dataset_id, has=["teacher"]).total == 3
+
+    # a set the dataset lacks beside a good one: a clear error, and not even the good set is imported
+    fresh = next(s for s in tiny_sets(tmp_path / "x") if s.id not in {c.id for c in chosen})
+    bad = "".join(json.dumps(r) + "\n" for r in [fresh.to_json(), dict(labelled[0], id="no-such-set")]).encode()
+    at.file_uploader(key="data_teacher_upload_1").upload("bad.jsonl", bad).run()
+    at.button(key="data_teacher_import").click().run()
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("bad.jsonl: 1 problem(s), nothing was imported: set 'no-such-set' is not in dataset")
+    with session_scope(app_env, readonly=True) as session:
+        assert list_sets(session, seeded.dataset_id, has=["teacher"]).total == 3

@@ -44,6 +44,20 @@ def test_jsonl_errors_name_the_upload_line_and_field():
         uploads.parse_upload("mine.jsonl", b"\n\n")
 
 
+def test_every_invalid_line_of_an_upload_is_listed_not_only_the_first():
+    lines = jsonl(GLUE, dict(WAX, entities=[]), WAX) + b'{"id": "s3", "entities": [{"id": "a", "text": "gl\n' + \
+        b'{"id": "s1", "entities": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}]}\n'
+    with pytest.raises(uploads.UploadProblems) as caught:
+        uploads.parse_upload("mine.jsonl", lines)
+    problems = caught.value.problems
+    assert len(problems) == 3 and [p.split(":")[1] for p in problems] == ["2", "4", "5"]
+    assert "the line ends inside the string that starts at column" in problems[1]  # a cut-off line, said so
+    assert "duplicate set id 's1'" in problems[2]
+    with pytest.raises(uploads.UploadProblems) as caught:
+        uploads.parse_upload("x.csv", b"set_id,text\ns1,glue\ns1,\n,wax\ns1,gun\n")
+    assert [p.split(":")[1] for p in caught.value.problems] == ["3", "4"]
+
+
 def test_csv_upload_groups_rows_by_set_and_names_clusters():
     data = b"set_id,text,cluster\ns1,glue stick,Glue\ns2,beeswax,\ns1,hot glue gun,Glue\ns1,candle wick,Candles\n" \
            b"s2,soy wax,\n"

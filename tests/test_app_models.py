@@ -9,6 +9,7 @@ from cactus.training.checkpoint import read_card
 from db import active_model, register_model, session_scope
 from jobs.queue import get_job, list_jobs
 from tests.app_helpers import (
+    forget_cached_queries,
     open_app,
     plotly_specs,
     seed_store,
@@ -79,8 +80,12 @@ def test_evaluate_reports_models_and_baselines(app_env, tiny_model, tiny_bert, t
         rows = get_job(session, job.id).result["rows"]
     for row in rows:  # every row carries its 95% bootstrap interval over the scored sets
         assert row["ci95"]["AMI"][0] <= row["AMI"] <= row["ci95"]["AMI"][1], row
+    with session_scope(app_env, readonly=True) as session:
+        notes = get_job(session, job.id).result["notes"]
+    assert any("the test split has only" in n for n in notes), notes  # 24 sets in all: a small test split
     at.run()
     page = texts_of(at)
+    assert any("the test split has only" in w.value for w in at.warning)
     for method in ("tiny-sia", "K-Means", "Spectral", "Agglomerative"):
         assert f"| {method} |" in page
     assert "**" in page.split("| tiny-sia |")[1]  # the best of some column is bold
@@ -95,3 +100,67 @@ def test_evaluate_reports_models_and_baselines(app_env, tiny_model, tiny_bert, t
 def test_models_page_without_models(app_env):
     at = open_app("models")
     assert "No model is registered yet" in texts_of(at)
+
+
+def test_deleting_a_model_removes_its_files_only_inside_the_stores_artifacts(app_env, tiny_model, tmp_path):
+    import shutil
+
+    from db import list_models
+
+    inside = tmp_path / "store-artifacts" / "jobs" / "1-x" / "model"  # where a finetune job of this store writes
+    shutil.copytree(tiny_model, inside)
+    card = read_card(tiny_model)
+    with session_scope(app_env) as session:
+        ids = {name: register_model(session, name=name, checkpoint=str(folder), backbone=card.backbone,
+                                    mode=card.mode, loss=card.loss, threshold=card.threshold).id
+               for name, folder in (("inside", inside), ("outside", tiny_model))}
+    at = open_app("models")
+    for name in ("inside", "outside"):
+        at.selectbox(key="models_choice").set_value(ids[name]).run()
+        assert at.button(key="models_delete").disabled
+        at.checkbox(key=f"models_delete_sure_{ids[name]}").check().run()
+        at.button(key="models_delete").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        assert list_models(session) == []
+    assert not inside.exists() and tiny_model.exists()  # a folder the user pointed to stays
+
+
+def test_sweep_curve_and_a_threshold_rechosen_on_another_dataset(app_env, tiny_model, tmp_path):
+    from dataclasses import replace
+    from shutil import copytree
+
+    from cactus.training.checkpoint import write_card
+    from db import dataset_threshold
+
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model, predict=False)
+    other = seed_store(app_env, tmp_path / "ds2", name="queries", teacher=False)  # reference labels only
+    at = open_app("models")
+    (sweep,) = [s for s in plotly_specs(at) if s["layout"]["title"]["text"] == "Validation score against the threshold"]
+    assert len(sweep["data"][0]["x"]) == 21  # the card's sweep, one point per threshold
+    assert at.selectbox(key="models_threshold_dataset").value == other.dataset_id  # not the one it was trained on
+    card_threshold = read_card(tiny_model).threshold
+    assert f"On queries, the card's threshold {card_threshold:+.2f} applies" in texts_of(at)
+
+    at.button(key="models_threshold_rechoose").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        chosen = dataset_threshold(session, seeded.model_id, other.dataset_id)
+    assert chosen is not None and chosen.chosen_on_sets == 24
+    page = texts_of(at)
+    assert f"uses the threshold **{chosen.threshold:+.2f}**, re-chosen on 24 labelled sets of queries" in page
+    assert "an upper bound: chosen and scored on the same sets" in page and "Only 24 labelled sets" in page
+    assert any(s["layout"]["title"]["text"] == "Score against the threshold on queries" for s in plotly_specs(at))
+
+    at.button(key="models_threshold_clear").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        assert dataset_threshold(session, seeded.model_id, other.dataset_id) is None
+
+    old = copytree(tiny_model, tmp_path / "old-model")  # a card from before the sweep was kept
+    card = read_card(old)
+    write_card(old, replace(card, history=[{k: v for k, v in row.items() if k != "sweep"} for row in card.history]))
+    with session_scope(app_env) as session:
+        old_id = register_model(session, name="old", checkpoint=str(old), backbone=card.backbone, mode=card.mode,
+                                loss=card.loss, threshold=card.threshold).id
+    forget_cached_queries()
+    at = open_app("models")
+    at.selectbox(key="models_choice").set_value(old_id).run()
+    assert "Threshold sweep: not recorded" in texts_of(at)

@@ -73,6 +73,11 @@ def test_review_shows_the_three_clusterings_their_agreement_and_the_heatmap(app_
     rects = [s for s in outlined["layout"]["shapes"] if s["type"] == "rect"]
     assert len(rects) == len(detail.reference.clusters)
 
+    # clicking the selected option again deselects it: the control falls back to the first clustering shown
+    at.segmented_control(key="review_outline").set_value(None).run()
+    assert at.segmented_control(key="review_outline").value == "teacher"
+    assert at.segmented_control(key="review_mode").options == ["SIA (as trained)", "NIA"]  # short: fits at 1440 px
+
 
 def set_model_disagreement(url: str, seeded, agreeing: int) -> None:
     """Give the first ``agreeing`` sets a model clustering equal to the teacher's, the others one that disagrees on
@@ -198,6 +203,7 @@ def test_the_teacher_button_explains_the_key_or_queues_a_label_job(app_env, tiny
     with session_scope(app_env, readonly=True) as session:
         (job,) = list_jobs(session, type="label")
     assert job.params == {"dataset_id": seeded.dataset_id, "set_ids": [seeded.set_ids[0]], "sets": "all"}
+    assert job.created_by == "tester"  # the author (CACTUS_AUTHOR without login)
     assert f"label job {job.id}" in texts_of(at)
     assert json.dumps(job.params)  # the parameters are plain JSON
 
@@ -232,3 +238,23 @@ def test_an_unreachable_store_is_a_message_with_the_fix(app_env, tmp_path, monke
         at = open_app(page)
         (error,) = at.error
         assert "cannot be opened" in error.value and "Set CACTUS_DB_URL" in error.value
+
+
+def test_a_threshold_rechosen_on_the_dataset_is_shown_and_used(app_env, tiny_model, tmp_path):
+    from db import set_dataset_threshold
+
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model, predict=False)
+    card = read_card(tiny_model)
+    rechosen = 0.8 if card.threshold < 0.75 else -0.8
+    with session_scope(app_env) as session:
+        set_dataset_threshold(session, seeded.model_id, seeded.dataset_id, rechosen, chosen_on_sets=5)
+    at = open_app(query={"set": str(seeded.set_ids[3])})
+    (figure,) = plotly_specs(at)
+    page = texts_of(at)
+    assert figure["data"][0]["zmid"] == rechosen and f"At the threshold {rechosen:+.2f}," in page
+    assert (f"The threshold {rechosen:+.2f} was re-chosen for tiny-sia on 5 labelled sets of tiny (Models page); "
+            f"its card's is {card.threshold:+.2f}.") in page
+    next(b for b in at.button if b.label == "Predict with the model").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        clustering = get_set(session, seeded.set_ids[3]).latest("model", seeded.model_id)
+    assert clustering.details == {"threshold": rechosen, "threshold_source": "dataset"}

@@ -57,6 +57,13 @@ def test_launch_a_finetune_and_follow_it_to_the_end(app_env, tiny_bert, tmp_path
         (model,) = list_models(session)
     assert model.name == "tiny from the app" and not model.active
 
+    # a second launch: the progress panel follows the new job, not the one it followed before
+    at.text_input(key="train_name").set_value("second").run()
+    at.button(key="train_launch").click().run()
+    second = max(j.id for j in jobs(app_env, type="finetune"))
+    assert second != job.id and at.selectbox(key="train_watch").value == second
+    assert f"**finetune job {second}** · {STATUS_ICONS['queued']} queued" in texts_of(at)
+
 
 def test_a_bad_folder_is_refused_and_a_queued_job_can_be_cancelled(app_env, tmp_path):
     seed_store(app_env, tmp_path / "ds")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY = ["make-sets", "baseline", "evaluate", "pretrain", "train", "predict", "report", "label"]
-PLUGINS = ["app", "import-sets", "export-labels", "worker", "jobs", "gc"]  # entry points app, db, jobs: sorted by name
+# entry points app, db, jobs: sorted by name
+PLUGINS = ["app", "import-sets", "export-labels", "users", "worker", "jobs", "gc"]
 PLUGIN_MODULES = {
     "cactus_hello_plugin": "def register(subparsers):\n"
     "    parser = subparsers.add_parser('hello', help='say hello')\n"
@@ -73,7 +74,7 @@ def test_a_broken_plugin_is_reported_by_name_and_the_others_still_run(tmp_path):
     folder = plugin_folder(tmp_path)
     result = cactus("--help", pythonpath=folder)
     assert result.returncode == 0, result.stderr
-    assert listed_commands(result.stdout) == LIBRARY + PLUGINS[:3] + ["hello"] + PLUGINS[3:]  # app, db, hello, jobs
+    assert listed_commands(result.stdout) == LIBRARY + PLUGINS[:4] + ["hello"] + PLUGINS[4:]  # app, db, hello, jobs
     warnings = result.stderr.splitlines()
     assert len(warnings) == 3, result.stderr
     failing, missing, raising = warnings  # in the order of their names

@@ -66,6 +66,10 @@ def test_finetune_then_predict_then_evaluate(store):
         assert model is not None and model.name == "tiny-sia" and model.mode == "sia"
         assert model.metrics["test"]["ARI"] == finetune.result["test"]["ARI"]
         assert model.training["train_sets"] == 14 and model.training["init"]
+        for epoch in model.training["history"]:  # the validation sweep that chose each epoch's threshold is kept
+            curve = {row["threshold"]: row for row in epoch["sweep"]}
+            assert len(curve) == 21
+            assert curve[epoch["threshold"]]["AMI"] == pytest.approx(epoch["validation"]["AMI"], abs=1e-5)
 
     assert predict.status == "succeeded", (predict.error, predict.log_tail)
     assert predict.result["sets"] == 24
@@ -134,3 +138,27 @@ def test_predict_without_an_active_model_fails_readably(store):
 def test_bad_finetune_parameters_are_refused_at_enqueue(store, params, message):
     with session_scope(store["url"]) as session, pytest.raises(JobParamsError, match=message.replace("(", r"\(")):
         enqueue(session, "finetune", {"dataset_id": store["dataset_id"], **params})
+
+
+def test_a_threshold_rechosen_on_the_dataset_is_used_by_predict_and_evaluate(store, tiny_model):
+    from db.thresholds import set_dataset_threshold
+
+    card = read_card(tiny_model)
+    rechosen = 0.8 if card.threshold < 0.75 else -0.8
+    with session_scope(store["url"]) as session:
+        model_id = register_model(session, name="tiny", checkpoint=str(tiny_model), backbone=card.backbone,
+                                  mode=card.mode, loss=card.loss, threshold=card.threshold, activate=True).id
+        set_dataset_threshold(session, model_id, store["dataset_id"], rechosen, chosen_on_sets=24)
+    predict, evaluate = run_jobs(store, ("predict", {"dataset_id": store["dataset_id"]}),
+                                 ("evaluate", {"dataset_id": store["dataset_id"], "baselines": False}))
+    assert predict.status == "succeeded", (predict.error, predict.log_tail)
+    assert predict.result["threshold"] == rechosen and predict.result["threshold_source"] == "dataset"
+    assert "re-chosen for 'tiny' on 24 labelled set(s) of 'tiny'" in predict.log_tail
+    with session_scope(store["url"], readonly=True) as session:
+        detail = get_set(session, list_sets(session, store["dataset_id"], has=["model"], limit=1).items[0].id)
+        assert detail.latest("model", model_id).details == {"threshold": rechosen, "threshold_source": "dataset"}
+        assert get_model(session, model_id).threshold == card.threshold  # the card's stays the model's own
+    assert evaluate.status == "succeeded", (evaluate.error, evaluate.log_tail)
+    (row,) = evaluate.result["rows"]
+    assert row["method"] == f"tiny (threshold {rechosen:+.2f} re-chosen here)"
+    assert row["threshold"] == rechosen and row["threshold_source"] == "dataset"

@@ -205,3 +205,20 @@ def test_data_parallel_ranks_end_with_identical_weights(workspace, tmp_path):
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["world"] == "2" and ranks[0]["digest"] == ranks[1]["digest"]
     assert read_card(tmp_path / "m").test["sets"] == 5
+
+
+def test_report_rows_carry_bootstrap_intervals_and_a_rerun_reuses_the_model(workspace, tmp_path, capsys):
+    out = tmp_path / "report.json"
+    args = ["report", str(workspace["dataset"]), "--out", str(out), "--backbone", str(workspace["bert"]),
+            "--epochs", "1", "--only", "sia-aug_triplet", "--quiet"]
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    trained = next(r for r in report["rows"] if r["trained"])
+    assert [r["method"] for r in report["rows"]] == ["K-Means", "Spectral", "Agglomerative", "SIA + aug_triplet"]
+    for row in report["rows"]:
+        low, high = row["ci95"]["AMI"]
+        assert low <= row["AMI"] <= high
+    printed = capsys.readouterr()
+    assert "SIA + aug_triplet: 95% CI over" in printed.out and "the test split of" in printed.err
+    assert main(args) == 0  # the finished model is reused, and its interval is the same
+    assert json.loads(out.read_text())["rows"][-1]["ci95"] == trained["ci95"]

@@ -31,7 +31,7 @@ from db import (
     start_clustering,
     undo,
 )
-from db.errors import ConflictError, EditError, NotFoundError
+from db.errors import AccessError, ConflictError, EditError, NotFoundError
 
 NEW = -1  # the "new cluster" choice of the move form
 SHORTCUTS = ("**Keys:** M move · Z undo · Shift+Z redo · S save (mark reviewed) · Shift+S save and go to the next "
@@ -49,12 +49,12 @@ def flash() -> None:
 def change(detail: SetDetail, action: Callable[[Session], Any], done: str) -> None:
     """Run an edit against the set as the page showed it; report the outcome and show the new state."""
     try:
-        with state.writing() as session:
+        with state.writing("annotator", "Correcting clusterings") as session:
             action(session)
         st.session_state["correct_flash"] = ("success", done)
     except ConflictError as exc:
         st.session_state["correct_flash"] = ("warning", f"{exc}. The page now shows the newest state.")
-    except (EditError, NotFoundError) as exc:
+    except (EditError, NotFoundError, AccessError) as exc:
         st.session_state["correct_flash"] = ("error", str(exc))
     st.rerun()
 
@@ -62,11 +62,11 @@ def change(detail: SetDetail, action: Callable[[Session], Any], done: str) -> No
 def save_and_next(set_id: int, who: str) -> None:
     """Mark the set reviewed, then move the set picker on (a button callback, before the page reruns)."""
     try:
-        with state.writing() as session:
+        with state.writing("annotator", "Saving corrections") as session:
             mark_reviewed(session, set_id, author=who)
         st.session_state["correct_flash"] = ("success", "Saved: the set is marked reviewed.")
         pickers.advance_set()
-    except (EditError, ConflictError, NotFoundError) as exc:
+    except (EditError, ConflictError, NotFoundError, AccessError) as exc:
         st.session_state["correct_flash"] = ("error", str(exc))
 
 
@@ -231,6 +231,7 @@ def similarities(detail: SetDetail, human: cluster_cards.Shown) -> None:
 
 chrome.page_intro("correct", "Fix a set's clustering; each change is stored at once, and saving marks the set "
                   "reviewed so that training prefers it.")
+chrome.role_note("annotator", "correcting")
 dataset = pickers.choose_dataset()
 if dataset is None:
     st.info("Upload entity sets on the Data page (or load the bundled demo) first.")

@@ -1,16 +1,26 @@
 """Data: upload entity sets (a sets JSONL file, a CSV, or pasted text), check them, and save them as a dataset;
-the datasets already in the store; the bundled demo."""
+the datasets already in the store; download a dataset's sets with their best clustering; import the teacher's
+clusterings from a `cactus label` file; the bundled demo."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app import bootstrap, chrome, job_monitor, state, uploads
+from app import bootstrap, chrome, job_monitor, pickers, state, uploads
 from app.text import count
 from app.uploads import ParsedUpload
 from cactus.data import DataError
-from db import DatasetInfo, create_dataset, delete_dataset, import_sets
-from db.errors import StoreError
+from db import (
+    DatasetInfo,
+    create_dataset,
+    delete_dataset,
+    import_sets,
+    import_teacher_labels,
+    sets_csv,
+    sets_for_download,
+    sets_jsonl,
+)
+from db.errors import AccessError, StoreError
 from jobs.base import JobParamsError
 from jobs.queue import enqueue
 
@@ -62,6 +72,12 @@ def choose_input() -> ParsedUpload | None:
             st.info("Choose a file to preview its sets. Nothing is saved until you press **Save**.")
             return None
         return read_upload(upload.name, upload.getvalue())
+    except uploads.UploadProblems as exc:
+        shown = "\n".join(f"- {problem}" for problem in exc.problems[:50])
+        more = f"\n\n... and {len(exc.problems) - 50} more." if len(exc.problems) > 50 else ""
+        st.error(f"**{len(exc.problems)} problems in {exc.path}**; fix them and try again, nothing was saved:\n\n"
+                 f"{shown}{more}", icon=":material/error:")
+        return None
     except DataError as exc:
         st.error(f"**{exc}**\n\nFix this and try again; nothing was saved.", icon=":material/error:")
         return None
@@ -101,7 +117,7 @@ def save_form(parsed: ParsedUpload) -> None:
         return
     bar = st.progress(0.0, text="Saving…")
     try:
-        with state.writing() as session:
+        with state.writing("admin", "Uploading data") as session:
             dataset_id = existing.id if existing is not None else create_dataset(session, name, noun).id
             summary = import_sets(session, dataset_id, parsed.sets, split=None if split == "file" else split,
                                   producer=parsed.source,
@@ -138,7 +154,8 @@ def saved_message() -> None:
                      "(usually much sooner), and the job keeps polling until they do.")
             if st.button("Ask the teacher to cluster them", icon=":material/psychology:", key="data_label"):
                 params = {"dataset_id": dataset_id, "sets": "missing", **({"batch": True} if batch else {})}
-                job = state.queue_job(lambda session: enqueue(session, "label", params))
+                job = state.queue_job(lambda session: enqueue(session, "label", params),
+                                      needs="admin", action="Asking the teacher")
                 if job is not None:
                     st.session_state["data_label_job"] = job.id
         else:
@@ -158,7 +175,7 @@ def demo_offer(found: list[DatasetInfo]) -> None:
         if st.button("Load the demo", icon=":material/toys:", key="data_demo"):
             bar = st.progress(0.0, text="Loading the demo…")
             try:
-                with state.writing() as session:
+                with state.writing("admin", "Loading the demo") as session:
                     setup = bootstrap.import_demo(session, train=train, on_progress=lambda done, total: bar.progress(
                         done / total, text=f"Saved {done}/{total} sets"))
             except (StoreError, DataError, JobParamsError) as exc:
@@ -183,14 +200,101 @@ def datasets_table(found: list[DatasetInfo]) -> None:
         sure = st.checkbox(f"Delete {by_id[chosen].name!r} with its sets, clusterings and edit logs (models stay)",
                            key="data_delete_sure")
         if st.button("Delete", disabled=not sure, key="data_delete", icon=":material/delete:"):
-            with state.writing() as session:
-                delete_dataset(session, chosen)
+            try:
+                with state.writing("admin", "Deleting datasets") as session:
+                    delete_dataset(session, chosen)
+            except StoreError as exc:
+                st.error(str(exc))
+                return
             st.session_state.pop("dataset_current", None)
             st.rerun()
 
 
+EXPORT_FORMATS = {"sets JSONL": ("jsonl", "application/jsonl"), "CSV": ("csv", "text/csv")}
+
+
+def download_panel(dataset: DatasetInfo) -> None:
+    """Download the dataset's sets (all, or those the set list's filters show) with their best clustering."""
+    filters = pickers.remembered_filters(dataset)
+    narrowed = pickers.describe_filters(filters)
+    scopes = {"all": f"every set of {dataset.name} ({count(dataset.sets, 'set')})"}
+    if narrowed:
+        scopes["filter"] = f"the sets the set list's filters show ({narrowed})"
+    left, right = st.columns([3, 1])
+    scope = left.radio("Download", list(scopes), format_func=scopes.__getitem__, key="data_export_scope")
+    kind = right.radio("as", list(EXPORT_FORMATS), key="data_export_format")
+    st.caption("Each set comes with its best clustering (a person's, else the teacher's, else the active model's, "
+               "else the reference labels), who made it and when, its split and whether it was reviewed.")
+    if st.button("Prepare the download", icon=":material/download:", key="data_export"):
+        ids = [s.id for s in state.set_page(dataset.id, **filters.query(), limit=10**7).items] \
+            if scope == "filter" else None
+        sets = state.read(lambda session: sets_for_download(session, dataset.id, ids))
+        suffix, mime = EXPORT_FORMATS[kind]
+        text = sets_jsonl(sets) if kind == "sets JSONL" else sets_csv(sets)
+        name = f"{dataset.name}{'-filtered' if scope == 'filter' else ''}.{suffix}"
+        st.session_state["data_export_file"] = (dataset.id, name, text.encode(), mime, len(sets))
+    prepared = st.session_state.get("data_export_file")
+    if prepared and prepared[0] == dataset.id:
+        _, name, data, mime, sets = prepared
+        st.download_button(f"Download {name} ({count(sets, 'set')})", data, file_name=name, mime=mime,
+                           icon=":material/file_download:", key="data_export_download")
+
+
+def teacher_import_panel(dataset: DatasetInfo) -> None:
+    """Store the clusterings of a `cactus label` output file as the teacher's, all or nothing."""
+    upload = st.file_uploader("Teacher labels: the file `cactus label SETS.jsonl --out LABELLED.jsonl` wrote",
+                              type=["jsonl", "json", "ndjson"],
+                              key=f"data_teacher_upload_{st.session_state.get('data_teacher_uploads', 0)}",
+                              help="Sets are matched to this dataset's sets by their id, entities by their id; "
+                                   "entities the teacher left out stay as singletons, as after a label job.")
+    if upload is None:
+        return
+    try:
+        parsed = read_upload(upload.name, upload.getvalue())
+    except DataError as exc:
+        st.error(f"**{exc}**\n\nNothing was imported.", icon=":material/error:")
+        return
+    labelled = sum(1 for s in parsed.sets if s.clusters is not None)
+    st.caption(f"{upload.name}: {count(len(parsed.sets), 'set')}, {labelled} with clusters.")
+    if not st.button(f"Import them as the teacher's clusterings of {dataset.name}", type="primary",
+                     icon=":material/upload:", key="data_teacher_import"):
+        return
+    try:
+        with state.writing("admin", "Importing teacher labels") as session:
+            summary = import_teacher_labels(session, dataset.id, parsed.sets, source_name=upload.name)
+    except (StoreError, AccessError) as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    st.session_state["data_teacher_uploads"] = st.session_state.get("data_teacher_uploads", 0) + 1
+    st.session_state["data_teacher_imported"] = (dataset.name, summary.sets, summary.unplaced, upload.name)
+    st.rerun()
+
+
+def exchange_section(found: list[DatasetInfo]) -> None:
+    st.subheader("Download sets, import teacher labels")
+    if not found:
+        return
+    by_id = {d.id: d for d in found}
+    current = st.session_state.get("dataset_current")
+    if st.session_state.get("data_exchange_dataset") not in by_id:
+        st.session_state["data_exchange_dataset"] = current if current in by_id else found[0].id
+    dataset = by_id[st.selectbox("Dataset", list(by_id), format_func=lambda i: by_id[i].name,
+                                 key="data_exchange_dataset")]
+    imported = st.session_state.pop("data_teacher_imported", None)
+    if imported:
+        name, sets, unplaced, source = imported
+        st.success(f"Imported the teacher's clusterings of {count(sets, 'set')} of {name!r} from {source}"
+                   + (f" ({count(unplaced, 'entity', 'entities')} it left out stay alone)." if unplaced else "."))
+    download, upload = st.tabs(["Download", "Import teacher labels"])
+    with download:
+        download_panel(dataset)
+    with upload:
+        teacher_import_panel(dataset)
+
+
 chrome.page_intro("data", "Add entity sets (product titles, search queries, …) to the store; sets that come with "
                   "clusters keep them as reference labels.")
+chrome.role_note("admin", "adding or deleting data")
 job_monitor.active_jobs_banner()
 saved_message()
 parsed = choose_input()
@@ -203,3 +307,4 @@ st.divider()
 existing = state.datasets()
 demo_offer(existing)
 datasets_table(existing)
+exchange_section(existing)

@@ -29,7 +29,8 @@ def run_form(dataset: DatasetInfo) -> None:
     if st.button("Run the evaluation", type="primary", icon=":material/leaderboard:", key="evaluate_run"):
         params = {"dataset_id": dataset.id, "model_ids": list(chosen), "split": split, "baselines": baselines,
                   "backbone": backbone.strip() or "minilm"}
-        job = state.queue_job(lambda session: enqueue(session, "evaluate", params), "The evaluation was not queued")
+        job = state.queue_job(lambda session: enqueue(session, "evaluate", params), "The evaluation was not queued",
+                              needs="annotator", action="Running evaluations")
         if job is not None:
             st.session_state["evaluate_job"] = job.id
 
@@ -42,7 +43,15 @@ def report(info: JobInfo) -> None:
         return
     st.markdown(f"**{result.get('dataset', '')}**: {result.get('sets')} {result.get('split')} sets · job {info.id} · "
                 f"{info.finished_at.astimezone().strftime('%Y-%m-%d %H:%M') if info.finished_at else ''}")
+    for note in result.get("notes") or []:
+        st.warning(note, icon=":material/info:")
     score_tables.score_table(rows)
+    rechosen = [r for r in rows if r.get("threshold_source") == "dataset"]
+    if rechosen:
+        st.caption("Scored at a threshold re-chosen on this dataset (Models page) instead of its card's: "
+                   + "; ".join(f"{r['method']} on {r.get('threshold_chosen_on_sets', '?')} labelled sets"
+                               for r in rechosen)
+                   + ". Those sets may include the ones scored here, which makes the scores an upper bound.")
     st.plotly_chart(charts.score_bars(rows), key=f"evaluate_bars_{info.id}")
 
 

@@ -1,5 +1,6 @@
-"""Models: the registry of trained models with their scores, threshold and training data; make one active, let it
-cluster a dataset, and compare two models on a dataset."""
+"""Models: the registry of trained models with their scores, threshold (and the validation sweep that chose it) and
+training data; make one active, re-choose its threshold on another dataset, let it cluster a dataset, and compare
+two models on a dataset."""
 
 from __future__ import annotations
 
@@ -11,8 +12,17 @@ import streamlit as st
 from app import actions, charts, chrome, job_monitor, score_tables, state
 from app.compare import agreement
 from app.text import count
+from cactus.errors import CactusError
 from cactus.evaluation.metrics import METRICS
-from db import ModelInfo, activate_model, latest_clusterings, set_sizes
+from db import (
+    ModelInfo,
+    activate_model,
+    clear_dataset_threshold,
+    latest_clusterings,
+    set_dataset_threshold,
+    set_sizes,
+)
+from db.errors import AccessError, StoreError
 from jobs.queue import enqueue
 
 
@@ -24,7 +34,7 @@ def registry_table(found: list[ModelInfo]) -> None:
         rows.append({"active": "●" if m.active else "", "model": m.name, "mode": m.mode, "loss": m.loss,
                      "threshold": round(m.threshold, 3), **{f"test {k}": test.get(k) for k in METRICS},
                      "train sets": m.training.get("train_sets"), "dataset": names.get(m.dataset_id, ""),
-                     "created": m.created_at.astimezone().strftime("%Y-%m-%d %H:%M")})
+                     "created": m.created_at.astimezone().strftime("%Y-%m-%d %H:%M"), "by": m.created_by or ""})
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={f"test {k}": st.column_config.NumberColumn(f"test {k}", format="%.3f")
                                 for k in METRICS})
@@ -35,10 +45,14 @@ def model_details(model: ModelInfo) -> None:
     if model.active:
         st.success("This is the active model: Review shows its clusterings and similarities.", icon=":material/star:")
     elif st.button("Make it the active model", type="primary", key="models_activate", icon=":material/star:"):
-        with state.writing() as session:
-            activate_model(session, model.id)
-        st.toast(f"{model.name} is now the active model")
-        st.rerun()
+        try:
+            with state.writing("admin", "Activating models") as session:
+                activate_model(session, model.id)
+        except StoreError as exc:
+            st.error(str(exc))
+        else:
+            st.toast(f"{model.name} is now the active model")
+            st.rerun()
     test, validation = model.metrics.get("test") or {}, model.metrics.get("validation") or {}
     columns = st.columns(len(METRICS) + 1)
     columns[0].metric("Threshold", f"{model.threshold:+.2f}", border=True,
@@ -62,8 +76,97 @@ def model_details(model: ModelInfo) -> None:
                                       for row in history if "epoch" in row])
     if chart is not None:
         st.plotly_chart(chart, key=f"models_history_{model.id}")
+    sweep_curve(model)
     with st.expander("Training configuration"):
         st.json(training.get("config") or training, expanded=False)
+
+
+FEW_SETS = 30
+"""Below this many labelled sets a chosen threshold rests on a handful of sets, and the page says so."""
+
+
+def sweep_curve(model: ModelInfo) -> None:
+    """The validation score against the threshold, from the sweep that chose the card's threshold."""
+    curve = state.sweep_curve(model)
+    if curve is None:
+        st.caption("Threshold sweep: not recorded (this model was trained before cactus kept the validation scores "
+                   "at every threshold).")
+        return
+    st.plotly_chart(charts.sweep_chart(curve, model.threshold, "Validation score against the threshold"),
+                    key=f"models_sweep_{model.id}")
+
+
+def threshold_panel(model: ModelInfo) -> None:
+    """The model's threshold on a chosen dataset: the card's, or one re-chosen on that dataset's labelled sets."""
+    found = state.datasets()
+    if not found:
+        return
+    st.subheader("Threshold on a dataset")
+    by_id = {d.id: d for d in found}
+    others = [d.id for d in found if d.id != model.dataset_id]
+    if st.session_state.get("models_threshold_dataset") not in by_id:
+        st.session_state["models_threshold_dataset"] = (others or list(by_id))[0]
+    chosen = st.selectbox("Dataset", list(by_id), key="models_threshold_dataset",
+                          format_func=lambda i: by_id[i].name + (" (trained on it)" if i == model.dataset_id else ""))
+    name = by_id[chosen].name
+    override = state.threshold_override(model.id, chosen)
+    if override is not None:
+        st.info(f"On {name}, {model.name} uses the threshold **{override.threshold:+.2f}**, re-chosen on "
+                f"{count(override.chosen_on_sets, 'labelled set')} of {name} "
+                f"({override.created_at.astimezone():%Y-%m-%d %H:%M}); its card's {model.threshold:+.2f} applies on "
+                "other datasets. Review, the predict job and Evaluate use it on this dataset.",
+                icon=":material/tune:")
+        if st.button("Use the card's threshold again", key="models_threshold_clear", icon=":material/undo:"):
+            try:
+                with state.writing("admin", "Changing a model's threshold") as session:
+                    clear_dataset_threshold(session, model.id, chosen)
+            except AccessError as exc:
+                st.error(str(exc))
+                return
+            st.session_state.pop("models_rechosen", None)
+            st.rerun()
+    else:
+        st.caption(f"On {name}, the card's threshold {model.threshold:+.2f} applies (chosen on the validation sets "
+                   "the model was trained with).")
+    if st.button(f"Re-choose the threshold on {name}'s labelled sets", key="models_threshold_rechoose",
+                 icon=":material/tune:",
+                 help="Sweeps the threshold of average-link clustering on the dataset's labelled sets (people's "
+                      f"clusterings of reviewed sets, else reference labels; the first {actions.RECHOOSE_MAX_SETS}) "
+                      "with this model's similarities, and keeps the best for this model on this dataset."):
+        sets = state.read(lambda session: actions.threshold_sets(session, chosen))
+        if not sets:
+            st.warning(f"{name} has no labelled sets to choose a threshold on: review some sets, or import sets "
+                       "with reference clusters.")
+            return
+        try:
+            loaded = state.loaded_model(model)
+            with st.spinner(f"Scoring {count(len(sets), 'labelled set')} at every threshold…"), state.model_in_use():
+                result = actions.rechoose_threshold(loaded, sets)
+        except (CactusError, OSError) as exc:
+            st.error(f"The model {model.name!r} could not be loaded: {exc}")
+            return
+        try:
+            with state.writing("admin", "Changing a model's threshold") as session:
+                set_dataset_threshold(session, model.id, chosen, result.sweep.best_threshold,
+                                      chosen_on_sets=result.sets)
+        except AccessError as exc:
+            st.error(str(exc))
+            return
+        st.session_state["models_rechosen"] = (model.id, chosen, result)
+        st.rerun()
+    rechosen = st.session_state.get("models_rechosen")
+    if rechosen and rechosen[:2] == (model.id, chosen) and override is not None:
+        result = rechosen[2]
+        best, card = result.sweep.best_scores, result.at_card
+        st.caption(f"On these {count(result.sets, 'set')}: AMI {best['AMI']:.3f} at {result.sweep.best_threshold:+.2f} "
+                   f"against {card['AMI']:.3f} at the card's {result.card_threshold:+.2f} (an upper bound: chosen and "
+                   "scored on the same sets).")
+        if result.sets < FEW_SETS:
+            st.warning(f"Only {count(result.sets, 'labelled set')}: the threshold rests on a handful of sets.")
+        st.plotly_chart(charts.sweep_chart(result.sweep.as_rows(), result.sweep.best_threshold,
+                                           f"Score against the threshold on {name}",
+                                           marks=[(result.card_threshold, "card")]),
+                        key=f"models_rechosen_{model.id}")
 
 
 def predict_panel(model: ModelInfo) -> None:
@@ -75,11 +178,29 @@ def predict_panel(model: ModelInfo) -> None:
     chosen = left.selectbox("Cluster the sets of", list(by_id), format_func=lambda i: by_id[i].name,
                             key="models_predict_dataset")
     if right.button("Cluster the sets it has not clustered yet", key="models_predict", icon=":material/hub:"):
-        job = state.queue_job(lambda session: actions.predict_dataset(session, chosen, model.id))
+        job = state.queue_job(lambda session: actions.predict_dataset(session, chosen, model.id),
+                              needs="annotator", action="Running the model on a dataset")
         if job is not None:
             st.session_state["models_predict_job"] = job.id
     if st.session_state.get("models_predict_job"):
         job_monitor.job_monitor(st.session_state["models_predict_job"], key="models_predict")
+
+
+def delete_panel(model: ModelInfo) -> None:
+    with st.expander("Delete this model"):
+        st.caption("Removes it from the registry with its stored clusterings. Its checkpoint folder is deleted too "
+                   "when it lies in the store's artifacts folder (a folder you pointed to yourself is left on disk).")
+        sure = st.checkbox(f"Yes, delete {model.name!r} and its files", key=f"models_delete_sure_{model.id}")
+        if st.button("Delete", key="models_delete", disabled=not sure, icon=":material/delete:"):
+            try:
+                with state.writing("admin", "Deleting a model") as session:
+                    done = actions.delete_model_files(session, model, state.db_url())
+            except AccessError as exc:
+                st.error(str(exc))
+                return
+            st.session_state.pop("models_choice", None)
+            st.toast(done)
+            st.rerun()
 
 
 def stored_agreement(dataset_id: int, a: ModelInfo, b: ModelInfo) -> dict[str, Any] | None:
@@ -122,7 +243,8 @@ def compare_panel(found: list[ModelInfo]) -> None:
                    f"{count(together['identical'], 'set')}.")
     if st.button("Score both on the test split", key="models_compare", icon=":material/leaderboard:"):
         job = state.queue_job(lambda session: enqueue(session, "evaluate", {
-            "dataset_id": dataset_id, "model_ids": [first, second], "baselines": False}))
+            "dataset_id": dataset_id, "model_ids": [first, second], "baselines": False}),
+            needs="annotator", action="Running evaluations")
         if job is not None:
             st.session_state["models_compare_job"] = job.id
     job_id = st.session_state.get("models_compare_job")
@@ -151,6 +273,8 @@ if st.session_state.get("models_choice") not in by_id:
 chosen = st.selectbox("Model", list(by_id), key="models_choice",
                       format_func=lambda i: ("● " if by_id[i].active else "") + by_id[i].name)
 model_details(by_id[chosen])
+threshold_panel(by_id[chosen])
 predict_panel(by_id[chosen])
+delete_panel(by_id[chosen])
 st.divider()
 compare_panel(models)

@@ -10,9 +10,11 @@ import streamlit as st
 from app import actions, chrome, cluster_cards, job_monitor, pickers, state
 from app.compare import agreement, differences
 from app.heatmap import similarity_figure
+from app.text import count
 from cactus.encoders.config import ATTENTION_MODES
 from cactus.errors import CactusError
 from db import ModelInfo, SetDetail
+from db.errors import AccessError
 
 MODE_NAMES = {name: mode.label for name, mode in ATTENTION_MODES.items()}
 #: Which two clusterings the disagreement marks compare, the first pair present.
@@ -48,7 +50,8 @@ def teacher_button(detail: SetDetail) -> None:
         return
     if st.button("Ask the teacher for this set", icon=":material/psychology:",
                  help="Queue a label job: Claude clusters this set (needs a worker; `cactus app` starts one)."):
-        job = state.queue_job(lambda session: actions.ask_teacher(session, detail), "Could not queue the teacher")
+        job = state.queue_job(lambda session: actions.ask_teacher(session, detail), "Could not queue the teacher",
+                              needs="admin", action="Asking the teacher")
         if job is not None:
             st.session_state.setdefault("review_jobs", {})[("teacher", detail.id)] = job.id
 
@@ -58,14 +61,19 @@ def predict_button(detail: SetDetail, model: ModelInfo | None) -> None:
         st.button("Predict with the model", icon=":material/hub:", disabled=True,
                   help="No model is active: train one on the Train page or activate one on the Models page.")
         return
+    override = state.threshold_override(model.id, detail.dataset_id)
+    where = "re-chosen for this dataset" if override is not None else "of its card"
     if st.button("Predict with the model", icon=":material/hub:",
-                 help=f"Cluster this set with the active model {model.name!r} at the threshold of its card "
+                 help=f"Cluster this set with the active model {model.name!r} at the threshold {where} "
                       "(given under the heatmap) and store the result."):
         try:
             loaded = state.loaded_model(model)
-            with st.spinner(f"Clustering with {model.name}…"), state.model_in_use(), state.writing() as session:
-                actions.predict_set(session, detail, model, loaded)
+            with (st.spinner(f"Clustering with {model.name}…"), state.model_in_use(),
+                  state.writing("annotator", "Clustering sets with the model") as session):
+                actions.predict_set(session, detail, model, loaded, override)
             st.rerun()
+        except AccessError as exc:
+            st.error(str(exc))
         except (CactusError, OSError) as exc:
             st.error(f"The model {model.name!r} could not cluster this set: {exc}. Activate another model on the "
                      "Models page, or train one.")
@@ -133,22 +141,34 @@ def heatmap(detail: SetDetail, shown: dict[str, cluster_cards.Shown], model: Mod
     other = "nia" if model.mode != "nia" else "sia"
     left, right = st.columns(2)
     outline_options = [s for s in cluster_cards.CARD_ORDER if s in shown]
-    outline = left.segmented_control("Order and outline by", outline_options, key="review_outline",
-                                     default=outline_options[0] if outline_options else None,
-                                     format_func=lambda s: cluster_cards.SOURCE_TITLES[s])
+    outline = None
+    if outline_options:
+        # a clustering that appears (e.g. after "Predict with the model") or a click on the selected option must
+        # not leave the control with nothing selected: fall back to the first clustering shown
+        if st.session_state.get("review_outline") not in outline_options:
+            st.session_state["review_outline"] = outline_options[0]
+        outline = left.segmented_control("Order and outline by", outline_options, key="review_outline",
+                                         format_func=lambda s: cluster_cards.SOURCE_TITLES[s])
+    else:
+        left.caption("No clustering of this set yet: the heatmap is ordered and outlined by the model's own clusters "
+                     "at its threshold.")
+    if st.session_state.get("review_mode") not in (model.mode, other):
+        st.session_state["review_mode"] = model.mode
     mode = right.segmented_control("Embeddings of the same model", [model.mode, other], key="review_mode",
-                                   default=model.mode, format_func=lambda m: MODE_NAMES.get(m, m) + (
-                                       " (as trained)" if m == model.mode else ""),
-                                   help="The paper's case study (Figure 5): the same weights with and without "
-                                        "attention between the entities of the set.") or model.mode
+                                   format_func=lambda m: m.upper() + (" (as trained)" if m == model.mode else ""),
+                                   help=" · ".join(f"{m.upper()}: {MODE_NAMES.get(m, m)}" for m in (model.mode, other))
+                                   + ". The paper's case study (Figure 5): the same weights with and without "
+                                     "attention between the entities of the set.") or model.mode
     try:
         with st.spinner("Computing similarities…"):
             sims = {m: state.similarity(model.checkpoint, tuple(detail.texts), m) for m in (model.mode, other)}
-            threshold = state.loaded_model(model).threshold
+            card_threshold = state.loaded_model(model).threshold
     except (CactusError, OSError) as exc:
         st.error(f"The active model {model.name!r} cannot be loaded from {model.checkpoint}: {exc}. Activate another "
                  "model on the Models page.")
         return
+    override = state.threshold_override(model.id, detail.dataset_id)
+    threshold = override.threshold if override is not None else card_threshold
     size = len(detail.entities)
     if outline is not None and outline in shown:
         clusters, names, colors = shown[outline].clusters, shown[outline].names, shown[outline].colors
@@ -166,6 +186,10 @@ def heatmap(detail: SetDetail, shown: dict[str, cluster_cards.Shown], model: Mod
         f"{o.mode.upper()} embeddings give {len(o.clusters)} clusters"
         + (f" (ARI {o.ari:.2f} against the {judge})" if o.ari is not None else "") for o in outcomes)
         + ". Warm cells lie above the threshold: average-link clustering tends to join those pairs.")
+    if override is not None:
+        st.caption(f"The threshold {threshold:+.2f} was re-chosen for {model.name} on "
+                   f"{count(override.chosen_on_sets, 'labelled set')} of {detail.dataset_name} (Models page); its "
+                   f"card's is {card_threshold:+.2f}.")
 
 
 chrome.page_intro("review", "Compare how the teacher (an LLM) and the CACTUS model cluster each set, and where "

@@ -88,10 +88,12 @@ def launch(params: dict[str, Any], summary: LabelSummary) -> None:
         st.error("This dataset has no labelled sets yet: ask the teacher to cluster some (Review page), correct and "
                  "save some (Correct page), or upload sets with clusters.")
         return
-    job = state.queue_job(lambda session: enqueue(session, "finetune", params), "The job was not queued")
+    job = state.queue_job(lambda session: enqueue(session, "finetune", params), "The job was not queued",
+                          needs="admin", action="Training models")
     if job is None:
         return
     st.session_state["train_job"] = job.id
+    st.session_state["train_watch"] = job.id  # follow the job just launched, not the one followed before
     st.toast(f"Queued finetune job {job.id}")
 
 
@@ -111,6 +113,7 @@ def watched_job() -> int | None:
 
 chrome.page_intro("train", "Fine-tune a CACTUS model on the labels of a dataset; the job runs in the background "
                   "and this page follows it.")
+chrome.role_note("admin", "training")
 dataset = pickers.choose_dataset()
 if dataset is None:
     st.info("Add a dataset on the Data page first.")

@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cactus.cli.progress import ProgressBar
     from cactus.errors import CactusError
+    from cactus.evaluation.intervals import few_sets_warning, interval_line
     from cactus.evaluation.report import VARIANTS, run_report
     from cactus.evaluation.tables import markdown_table
     from cactus.inference.embedding import frozen_embedder
@@ -78,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
     table = markdown_table(report["rows"])
     print(table)
     print(f"({report['test_sets']} test sets, {report['total_seconds']:.0f} s)")
+    for row in report["rows"]:
+        print(f"{row['method']}: {interval_line(row.get('ci95'), report['test_sets'])}")
+    warning = few_sets_warning(report["test_sets"], f"the test split of {args.dataset}")
+    if warning:
+        print(warning, file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     if args.markdown:

@@ -85,6 +85,7 @@ def load_json(text: str) -> Any:
         DataError: invalid JSON (with its column), JSON nested too deeply (where the RecursionError of
             ``json.loads`` would come), a NUL or lone surrogate in a string.
     """
+    text = text.rstrip("\r\n")  # a line's own end: inside a cut-off string json would call it a control character
     try:
         value = json.loads(text)
         if _too_deep_text(text):
@@ -92,7 +93,14 @@ def load_json(text: str) -> Any:
         if _SUSPECT.search(text) or "\x00" in text or _SURROGATE.search(text):
             _walk(value)  # only then can a string hold one; most lines skip the walk
     except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        if exc.msg.startswith("Unterminated string"):
+            raise DataError(f"invalid JSON: the line ends inside the string that starts at column {exc.colno} "
+                            "(cut off, or split over several lines?)") from None
+        if exc.pos >= len(text.rstrip()) - 1 and exc.msg != "Extra data":
+            # json's own message ("Expecting ',' delimiter", "Unterminated string") hides the usual cause
+            raise DataError(f"invalid JSON: the line ends before its JSON value does (cut off, or split over "
+                            f"several lines?): {exc.msg.removesuffix(' at')} at column {exc.colno}") from None
+        raise DataError(f"invalid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}") from None
     except (RecursionError, _TooDeep):
         raise DataError(_too_deep(_deep_column(text))) from None
     return value

@@ -62,6 +62,8 @@ def run_report(dataset_dir: Path, work_dir: Path, base: TrainConfig, *, pretrain
     """
     from cactus.data import read_dataset
     from cactus.evaluation.baselines import run_baselines
+    from cactus.evaluation.intervals import bootstrap_intervals
+    from cactus.evaluation.scoring import evaluate_model
 
     dataset = read_dataset(dataset_dir)
     rows: list[dict[str, Any]] = []
@@ -98,8 +100,10 @@ def run_report(dataset_dir: Path, work_dir: Path, base: TrainConfig, *, pretrain
         else:
             say(f"reusing {model_dir} ({variant.method})")
         seconds[variant.slug] = round(time.perf_counter() - started, 1)
+        # the card holds the test averages; the per-set scores behind the interval come from one more pass
+        per_set = evaluate_model(str(model_dir), dataset.test, device=base.device).per_set
         rows.append({"method": variant.method, **{k: card.test[k] for k in METRIC_KEYS}, "trained": True,
-                     "threshold": card.threshold, "best_epoch": card.epoch})
+                     "threshold": card.threshold, "best_epoch": card.epoch, "ci95": bootstrap_intervals(per_set)})
         models[variant.slug] = {"dir": str(model_dir), "threshold": card.threshold, "epoch": card.epoch,
                                 "validation": card.validation, "history": card.history}
     return {"rows": rows, "dataset": str(dataset_dir), "test_sets": len(dataset.test),

@@ -55,7 +55,9 @@ class ModelCard:
     training_data: dict[str, Any] = field(default_factory=dict)  # dataset path, fingerprint, set counts
     seed: int | None = None
     config: dict[str, Any] = field(default_factory=dict)  # the full training configuration
-    history: list[dict[str, Any]] = field(default_factory=list)  # one row per epoch
+    # one row per epoch; each row may hold "sweep": the validation scores at every threshold (older cards
+    # lack it: the Models page says the curve was not recorded)
+    history: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
     format: str = CARD_FORMAT

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from cactus.data.sets import SPLITS, EntitySet, read_dataset
 from cactus.encoders.config import EncoderConfig
 from cactus.evaluation.metrics import average_scores, clustering_scores, selection_score
-from cactus.inference.cluster import MergeTree, sweep_thresholds
+from cactus.inference.cluster import MergeTree, ThresholdSweep, sweep_thresholds
 from cactus.inference.model import resolve_device, set_similarities
 from cactus.losses import build_loss, pair_targets
 from cactus.training.checkpoint import (
@@ -205,9 +205,20 @@ def epoch_batches(sets: Sequence[EntitySet], batch_size: int, seed: int, epoch: 
 
 def validate(encoder, sets: Sequence[EntitySet], device: str, batch_size: int) -> tuple[float, dict[str, float]]:
     """Sweep thresholds on ``sets``; returns the best threshold and its averaged scores."""
-    sims = set_similarities(encoder, [s.texts for s in sets], batch_size=batch_size, device=device)
-    sweep = sweep_thresholds(sims, [s.labels() for s in sets])
+    sweep = validation_sweep(encoder, sets, device, batch_size)
     return sweep.best_threshold, sweep.best_scores
+
+
+def validation_sweep(encoder, sets: Sequence[EntitySet], device: str, batch_size: int) -> ThresholdSweep:
+    """The validation scores of ``sets`` at every threshold of the sweep, and the best threshold."""
+    sims = set_similarities(encoder, [s.texts for s in sets], batch_size=batch_size, device=device)
+    return sweep_thresholds(sims, [s.labels() for s in sets])
+
+
+def sweep_curve(sweep: ThresholdSweep) -> list[dict[str, float]]:
+    """The sweep as rows ``{"threshold", "NMI", "AMI", "RI", "ARI", "F1"}`` for the card's history (rounded)."""
+    return [{"threshold": t, **{k: round(v, 5) for k, v in s.items() if k != "sets"}}
+            for t, s in zip(sweep.thresholds, sweep.scores, strict=True)]
 
 
 def score_at(encoder, sets: Sequence[EntitySet], threshold: float, device: str, batch_size: int
@@ -356,8 +367,9 @@ def train(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | No
             if context.is_main:
                 report(Progress("validate", epoch * steps_per_epoch, total_steps, epoch, config.epochs,
                                 loss=timer.mean_loss, message="validating"))
-                threshold, scores = validate(encoder, dataset.val, device, config.eval_batch_size)
-                row.update({"threshold": threshold, "validation": scores,
+                sweep = validation_sweep(encoder, dataset.val, device, config.eval_batch_size)
+                threshold, scores = sweep.best_threshold, sweep.best_scores
+                row.update({"threshold": threshold, "validation": scores, "sweep": sweep_curve(sweep),
                             "s_neu": loss.neutral.item() if hasattr(loss, "neutral") else None})
                 improved = selection_score(scores) > state["best_score"]
                 if improved:

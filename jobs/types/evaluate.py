@@ -12,7 +12,10 @@ Parameters (JSON):
 ==============  =================================================================================
 
 The truth is each set's best label (human over teacher over reference), exported as in ``finetune``.
-Result: ``{"rows": [{"method", "NMI", "AMI", "RI", "ARI", "F1", "model_id"?}], "sets": n, "split": ...}``.
+A model whose threshold was re-chosen on this dataset (:mod:`db.thresholds`) is scored at that threshold, and its
+row says so (``"threshold_source": "dataset"``, the method named with it); else at its card's.
+Result: ``{"rows": [{"method", "NMI", "AMI", "RI", "ARI", "F1", "model_id"?, "threshold"?, "threshold_source"?}],
+"sets": n, "split": ...}``.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def run(ctx: JobContext, params: EvaluateParams) -> dict[str, Any]:
     from db.datasets import get_dataset
     from db.export import export_labels
     from db.registry import active_model, get_model
+    from db.thresholds import dataset_threshold
 
     data_dir = ctx.work_dir / "data"
     with ctx.session() as session:
@@ -73,18 +77,27 @@ def run(ctx: JobContext, params: EvaluateParams) -> dict[str, Any]:
             models = [active] if active is not None else []
         else:
             models = [get_model(session, i) for i in params.model_ids]
-        export_labels(session, dataset.id, data_dir, human=params.human)
+        exported = export_labels(session, dataset.id, data_dir, human=params.human)
+        overrides = {m.id: dataset_threshold(session, m.id, dataset.id) for m in models}
     if not models and not params.baselines:
         raise JobError("evaluate: no model is active and baselines are off: nothing to score")
     data = read_dataset(data_dir)
     sets = data[params.split]
+    notes = split_notes(exported.newly_assigned, len(data["val"]), len(sets), params.split)
+    for note in notes:
+        ctx.log(note)
     rows: list[dict[str, Any]] = []
     steps = len(models) + (1 if params.baselines else 0)
     for index, model in enumerate(models):
         ctx.progress(index / steps, f"scoring {model.name}")
-        scored = evaluate_model(model.checkpoint, sets)
-        row = {"method": model.name, "model_id": model.id, **{k: scored.average[k] for k in METRICS},
+        override = overrides[model.id]
+        scored = evaluate_model(model.checkpoint, sets, threshold=override.threshold if override else None)
+        method = f"{model.name} (threshold {override.threshold:+.2f} re-chosen here)" if override else model.name
+        row = {"method": method, "model_id": model.id, **{k: scored.average[k] for k in METRICS},
                "ci95": bootstrap_intervals(scored.per_set)}
+        if override is not None:
+            row.update(threshold=override.threshold, threshold_source="dataset",
+                       threshold_chosen_on_sets=override.chosen_on_sets)
         rows.append(row)
         ctx.log(f"{model.name}: " + ", ".join(f"{k} {row[k]:.3f}" for k in METRICS))
     if params.baselines:
@@ -97,7 +110,25 @@ def run(ctx: JobContext, params: EvaluateParams) -> dict[str, Any]:
         rows.extend(report["rows"])
     ctx.metrics(rows=rows)
     ctx.progress(1.0, f"scored {len(rows)} methods on {len(sets)} {params.split} sets")
-    return {"rows": rows, "sets": len(sets), "split": params.split, "dataset": dataset.name}
+    return {"rows": rows, "sets": len(sets), "split": params.split, "dataset": dataset.name, "notes": notes}
+
+
+def split_notes(newly_assigned: Mapping[str, int], val_sets: int, scored_sets: int, split: str) -> list[str]:
+    """What an evaluation must say about its splits: sets given a split now, and splits too small to lean on."""
+    from cactus.evaluation.intervals import few_sets_warning
+
+    notes = []
+    if any(newly_assigned.values()):
+        counts = ", ".join(f"{n} to {name}" for name, n in newly_assigned.items() if n)
+        notes.append(f"{sum(newly_assigned.values())} labelled set(s) had no split and were given one now ({counts}); "
+                     "the dataset keeps these splits, so later evaluations and trainings use the same ones")
+    for what, count in ((f"the {split} split", scored_sets), ("the validation split", val_sets)):
+        if what == "the validation split" and split == "val":
+            continue
+        warning = few_sets_warning(count, what)
+        if warning:
+            notes.append(warning.removeprefix("warning: "))
+    return notes
 
 
 JOB_TYPE = JobType(name="evaluate", summary="score models and baselines on a dataset's test split", run=run,

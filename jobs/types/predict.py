@@ -19,6 +19,9 @@ Every predicted cluster is named (:mod:`cactus.inference.names`): the set's own 
 teacher) that overlaps it enough, else the nearest named cluster of the dataset (up to ``NAME_BOOK_SETS`` labelled
 sets embedded by the model), else its distinctive keywords; the names are stored with the clustering and marked
 ``details["names_generated"]``, next to ``details["uncertainty"]`` that the review queue reads.
+
+The threshold is the model card's, unless the model's threshold was re-chosen on this dataset
+(:mod:`db.thresholds`): then that one, said in the log and recorded in each clustering's details.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
     from db.models import SetRow
     from db.registry import active_model, get_model, refresh_threshold
     from db.sets import dataset_set_ids, load_entity_sets
+    from db.thresholds import dataset_threshold
 
     with ctx.session() as session:
         dataset = get_dataset(session, params.dataset_id)
@@ -93,6 +97,13 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
                 "the card wins and the registry copy is refreshed")
         with ctx.session() as session:
             refresh_threshold(session, model.id, threshold)
+    with ctx.session() as session:
+        override = dataset_threshold(session, model.id, dataset.id)
+    source = "card"
+    if override is not None:
+        ctx.log(f"threshold {override.threshold:+.3f}, re-chosen for {model.name!r} on {override.chosen_on_sets} "
+                f"labelled set(s) of {dataset.name!r} (the card's is {threshold:+.3f})")
+        threshold, source = override.threshold, "dataset"
 
     def with_names(set_id: int, entity_set: EntitySet, clustering) -> EntitySet:
         """The set labelled by its named clustering (or unlabelled without one); its id is its store id."""
@@ -128,7 +139,7 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
         nonlocal stored
         with ctx.session() as session:
             for result in pending:
-                details = {"threshold": threshold, "names_generated": True,
+                details = {"threshold": threshold, "threshold_source": source, "names_generated": True,
                            "uncertainty": result.extra.get("uncertainty", 0.0)}
                 add_clustering(session, int(result.id), "model", result.clusters, result.cluster_names,
                                model_id=model.id, job_id=ctx.job_id, producer=model.name, details=details)
@@ -139,7 +150,7 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
     options = StreamOptions(threshold=threshold, max_batch_tokens=params.max_batch_tokens, namer=set_namer(book),
                             with_uncertainty=True)
     predict_stream(clustering_model.encoder, stored_sets(), pending.append, options, progress=store_window)
-    return {"sets": stored, "model_id": model.id, "threshold": threshold}
+    return {"sets": stored, "model_id": model.id, "threshold": threshold, "threshold_source": source}
 
 
 JOB_TYPE = JobType(name="predict", summary="a model clusters a dataset's sets", run=run, parse_params=parse_params)
