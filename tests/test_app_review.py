@@ -257,4 +257,4 @@ def test_a_threshold_rechosen_on_the_dataset_is_shown_and_used(app_env, tiny_mod
     next(b for b in at.button if b.label == "Predict with the model").click().run()
     with session_scope(app_env, readonly=True) as session:
         clustering = get_set(session, seeded.set_ids[3]).latest("model", seeded.model_id)
-    assert clustering.details == {"threshold": rechosen, "threshold_source": "dataset"}
+    assert clustering.details["threshold"] == rechosen and clustering.details["threshold_source"] == "dataset"

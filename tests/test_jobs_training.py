@@ -156,7 +156,8 @@ def test_a_threshold_rechosen_on_the_dataset_is_used_by_predict_and_evaluate(sto
     assert "re-chosen for 'tiny' on 24 labelled set(s) of 'tiny'" in predict.log_tail
     with session_scope(store["url"], readonly=True) as session:
         detail = get_set(session, list_sets(session, store["dataset_id"], has=["model"], limit=1).items[0].id)
-        assert detail.latest("model", model_id).details == {"threshold": rechosen, "threshold_source": "dataset"}
+        details = detail.latest("model", model_id).details
+        assert details["threshold"] == rechosen and details["threshold_source"] == "dataset"
         assert get_model(session, model_id).threshold == card.threshold  # the card's stays the model's own
     assert evaluate.status == "succeeded", (evaluate.error, evaluate.log_tail)
     (row,) = evaluate.result["rows"]
