@@ -38,12 +38,28 @@ def predict_set(session: Session, detail: SetDetail, model: ModelInfo, clusterin
     """Cluster one set with a loaded model and store it as ``model``'s clustering.
 
     At the card's threshold, or at ``override`` (the model's threshold re-chosen on the set's dataset); the same as
-    the ``predict`` job does for many sets (details record the threshold and where it came from).
+    the ``predict`` job does for many sets: details record the threshold, where it came from and the uncertainty,
+    and the clusters are named (generated) from the set's own named clustering (human, reference, teacher) or
+    keywords.
     """
+    from cactus.inference.names import set_namer
+    from cactus.inference.streaming import StreamOptions, predict_stream
+
     threshold = override.threshold if override is not None else clustering_model.threshold
-    predicted = clustering_model.predict([detail.to_entity_set()], threshold=threshold)[0]
-    return add_clustering(session, detail.id, "model", predicted.clusters, model_id=model.id, producer=model.name,
-                          details={"threshold": threshold, "threshold_source": "dataset" if override else "card"})
+    entity_set = detail.to_entity_set()
+    named = next((c for c in (detail.latest(s) for s in ("human", "reference", "teacher"))
+                  if c is not None and any(n.strip() for n in c.names)), None)
+    if named is not None:
+        entity_set = EntitySet(entity_set.id, entity_set.entities, [list(c) for c in named.clusters],
+                               list(named.names))
+    results: list[EntitySet] = []
+    options = StreamOptions(threshold=threshold, namer=set_namer(), with_uncertainty=True)
+    predict_stream(clustering_model.encoder, [entity_set], results.append, options)
+    predicted = results[0]
+    return add_clustering(session, detail.id, "model", predicted.clusters, predicted.cluster_names,
+                          model_id=model.id, producer=model.name,
+                          details={"threshold": threshold, "threshold_source": "dataset" if override else "card",
+                                   "names_generated": True, "uncertainty": predicted.extra.get("uncertainty", 0.0)})
 
 
 def threshold_sets(session: Session, dataset_id: int, limit: int = RECHOOSE_MAX_SETS) -> list[EntitySet]:

@@ -63,14 +63,34 @@ def _title(source: str, clustering: ClusteringView) -> str:
     return f"{SOURCE_TITLES[source]}: {who}" if who else SOURCE_TITLES[source]
 
 
+GENERATED_MARK = "<span style='color:#6b7280;font-weight:400;font-style:italic'>(generated)</span>"
+
+
+def generated_names(shown: dict[str, Shown]) -> frozenset[str]:
+    """Names the model generated for its clusters (not a teacher's or reference's name), as a page shows them."""
+    model = shown.get("model")
+    if model is None or not model.clustering.details.get("names_generated"):
+        return frozenset()
+    given = {n for s in ("teacher", "reference") if s in shown for n in shown[s].names}
+    return frozenset(n for n in model.names if n and n not in given)
+
+
 def cluster_cards(shown: Shown, texts: Sequence[str], *, flagged: frozenset[int] = frozenset(),
-                  numbered: bool = False) -> None:
-    """Coloured cards, one per cluster, with the entities ``flagged`` as placed differently marked ⚑."""
+                  numbered: bool = False, generated: frozenset[str] = frozenset()) -> None:
+    """Coloured cards, one per cluster, with the entities ``flagged`` as placed differently marked ⚑.
+
+    Names the model generated (its own clusters' names when its details say so, or any of ``generated``: a
+    corrected clustering started from the model's) are marked "(generated)".
+    """
     unplaced = set(shown.clustering.details.get("unplaced") or [])
+    all_generated = bool(shown.clustering.details.get("names_generated"))
     cards = []
     for c, members in enumerate(shown.clusters):
         hue = color(shown.colors[c])
         label = html.escape(cluster_label(shown.names, c))
+        name = shown.names[c] if c < len(shown.names) else ""
+        if name and (all_generated or name in generated):
+            label += f" {GENERATED_MARK}"
         number = f"#{c + 1} " if numbered else ""
         items = []
         for i in members:

@@ -179,7 +179,44 @@ def choose_set(dataset: DatasetInfo) -> SetSummary | None:
     st.session_state["sets_current"] = choice
     st.session_state["sets_ids"] = ids
     st.query_params["set"] = str(choice)
+    next_useful_button(dataset)
     return by_id[choice]
+
+
+def _to_next_useful(dataset_id: int) -> None:
+    """Move the set picker to the most useful set of the review queue (among those the list shows) that is not on
+    screen and was not on screen at an earlier press (once all have been: the most useful other one)."""
+    from db import review_queue
+
+    shown = set(st.session_state.get("sets_ids") or [])
+    current = st.session_state.get("sets_current")
+    seen: set[int] = st.session_state.setdefault("sets_queue_seen", set())  # sets on screen when it was pressed
+    if current is not None:
+        seen.add(current)
+    queue = [item.set_id for item in state.read(lambda session: review_queue(session, dataset_id))
+             if item.set_id in shown and item.set_id != current]
+    chosen = next((i for i in queue if i not in seen), queue[0] if queue else None)
+    if chosen is None:
+        st.session_state["pickers_queue_flash"] = (
+            "No other set of this list is in the review queue: the queue holds the unreviewed sets the active "
+            "model has clustered (run it on the dataset from the Data page).")
+        return
+    seen.add(chosen)
+    st.session_state["sets_choice"] = chosen
+    st.session_state["sets_current"] = chosen
+
+
+def next_useful_button(dataset: DatasetInfo) -> None:
+    """The sidebar's "Next most useful set" (key U): the review queue's next set (model uncertainty and
+    disagreement with the other clusterings; see :func:`db.review_queue`)."""
+    st.sidebar.button("Next most useful set", key="sets_next_useful", on_click=_to_next_useful, args=(dataset.id,),
+                      shortcut="U", icon=":material/priority_high:", width="stretch",
+                      help="Jump to the set whose review is likely to help the model most: where the active model "
+                           "hesitated (merges near its threshold) or disagrees with the teacher, the reference or "
+                           "an earlier model. Reviewed sets are skipped.")
+    flash = st.session_state.pop("pickers_queue_flash", None)
+    if flash:
+        st.sidebar.info(flash)
 
 
 def advance_set() -> None:

@@ -124,13 +124,24 @@ def pair_disagreement(labels_a: Sequence[int], labels_b: Sequence[int]) -> float
 
     0.0 for identical partitions (and for sets of fewer than two entities), 1.0 at most.
     """
-    a = np.asarray(labels_a)
-    b = np.asarray(labels_b)
-    if a.shape != b.shape:
-        raise StoreError(f"clusterings of different sizes: {a.shape[0]} and {b.shape[0]} entities")
-    n = a.shape[0]
-    if n < 2:
-        return 0.0
-    together_a = a[:, None] == a[None, :]  # (N, N)
-    together_b = b[:, None] == b[None, :]  # (N, N)
-    return float((together_a != together_b).sum()) / (n * (n - 1))
+    from cactus.inference.review_priority import pair_disagreement as disagreement
+
+    try:
+        return disagreement(labels_a, labels_b)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
+
+
+#: whose cluster names a model's clusters may take, most trusted first
+NAMING_SOURCES = ("human", "reference", "teacher")
+
+
+def named_clusterings(session: Session, set_ids: Collection[int] | Select[Any]) -> dict[int, ClusteringView]:
+    """Per set, the newest clustering with at least one cluster name, of the most trusted source that has one
+    (human, then reference, then teacher); sets with none are left out."""
+    found: dict[int, ClusteringView] = {}
+    for source in NAMING_SOURCES:
+        for set_id, clustering in latest_clusterings(session, set_ids, source).items():
+            if set_id not in found and any(name.strip() for name in clustering.names):
+                found[set_id] = clustering
+    return found

@@ -131,3 +131,23 @@ def test_save_and_next_marks_reviewed_and_moves_on(app_env, tiny_model, tmp_path
     at.button(key="correct_save_next").click().run()
     assert human(app_env, seeded.set_ids[0]).reviewed
     assert next(s for s in at.selectbox if s.label.startswith("Set (")).value == seeded.set_ids[1]
+
+
+def test_generated_names_are_the_starting_names_and_are_marked(app_env, tiny_model, tmp_path):
+    from db import add_clustering
+
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model, teacher=False)
+    target = largest_set(seeded, app_env)
+    size = len(target.entities)
+    halves = [list(range(0, size // 2)), list(range(size // 2, size))]
+    with session_scope(app_env) as session:
+        add_clustering(session, target.id, "model", halves, ["pens, markers", "glue, sticks"],
+                       model_id=seeded.model_id, producer="tiny-sia", details={"names_generated": True})
+    at = open_app("correct", query={"set": str(target.id)})
+    assert "pens, markers" in texts_of(at) and "(generated)" in texts_of(at)
+    button(at, "Start from the model").click().run()
+    assert human(app_env, target.id).human.names == ("pens, markers", "glue, sticks")
+    shown = texts_of(at)
+    assert shown.count("(generated)") >= 2  # the corrected clustering's names are still the generated ones
+    rename = widget(at, "selectbox", "correct_rename_cluster_")
+    assert rename.options[0].startswith("#1 pens, markers (generated)")

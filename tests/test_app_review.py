@@ -12,7 +12,7 @@ import numpy as np
 from app.compare import agreement
 from cactus.data import clusters_to_labels
 from cactus.training.checkpoint import read_card, write_card
-from db import add_clustering, get_model, get_set, list_sets, pair_disagreement, session_scope
+from db import add_clustering, get_model, get_set, list_sets, pair_disagreement, review_queue, session_scope
 from jobs.queue import list_jobs
 from tests.app_helpers import (
     forget_cached_queries,
@@ -148,6 +148,28 @@ def test_predict_with_the_model_stores_its_clustering(app_env, tiny_model, tmp_p
         clustering = get_set(session, seeded.set_ids[3]).latest("model", seeded.model_id)
     assert clustering is not None and clustering.producer == "tiny-sia"
     assert "CACTUS model: tiny-sia" in texts_of(at)
+    # its clusters are named (the reference's name where a cluster overlaps one enough, else keywords), marked
+    assert clustering.details["names_generated"] is True and 0.0 <= clustering.details["uncertainty"] <= 1.0
+    assert len(clustering.names) == len(clustering.clusters) and all(clustering.names)
+    page = texts_of(at)
+    assert all(name in page for name in clustering.names) and "(generated)" in page
+
+
+def test_next_most_useful_set_walks_the_review_queue(app_env, tiny_model, tmp_path):
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model)
+    with session_scope(app_env, readonly=True) as session:
+        queue = [item.set_id for item in review_queue(session, seeded.dataset_id)]
+    assert sorted(queue) == sorted(seeded.set_ids)  # every set has the model's clustering, none is reviewed
+    assert queue != seeded.set_ids  # the queue is not the import order: the model and the teacher disagree
+
+    def shown(at) -> int:
+        return next(s for s in at.selectbox if s.label.startswith("Set (")).value
+
+    at = open_app()
+    expected = [i for i in queue if i != seeded.set_ids[0]]  # the set on screen is skipped
+    for want in expected[:3]:
+        at.button(key="sets_next_useful").click().run()
+        assert shown(at) == want
 
 
 def test_a_rewritten_card_wins_over_the_registry_copy_of_the_threshold(app_env, tiny_model, tmp_path):
@@ -235,4 +257,4 @@ def test_a_threshold_rechosen_on_the_dataset_is_shown_and_used(app_env, tiny_mod
     next(b for b in at.button if b.label == "Predict with the model").click().run()
     with session_scope(app_env, readonly=True) as session:
         clustering = get_set(session, seeded.set_ids[3]).latest("model", seeded.model_id)
-    assert clustering.details == {"threshold": rechosen, "threshold_source": "dataset"}
+    assert clustering.details["threshold"] == rechosen and clustering.details["threshold_source"] == "dataset"

@@ -79,6 +79,17 @@ def test_finetune_then_predict_then_evaluate(store):
         detail = get_set(session, page.items[0].id)
         clustering = detail.latest("model", model.id)
         assert clustering is not None and clustering.details["threshold"] == model.threshold
+        # every predicted cluster is named, marked generated; a cluster equal to a reference one takes its name
+        assert clustering.details["names_generated"] is True and 0.0 <= clustering.details["uncertainty"] <= 1.0
+        assert len(clustering.names) == len(clustering.clusters) and all(clustering.names)
+        for page_item in page.items:
+            shown = get_set(session, page_item.id)
+            predicted, reference = shown.latest("model", model.id), shown.latest("reference")
+            named = dict(zip((tuple(sorted(c)) for c in reference.clusters), reference.names, strict=True))
+            for cluster, name in zip(predicted.clusters, predicted.names, strict=True):
+                if tuple(sorted(cluster)) in named:
+                    assert name == named[tuple(sorted(cluster))]
+        assert "cluster names from" in predict.log_tail
 
     assert evaluate.status == "succeeded", (evaluate.error, evaluate.log_tail)
     methods = [row["method"] for row in evaluate.result["rows"]]
@@ -145,7 +156,8 @@ def test_a_threshold_rechosen_on_the_dataset_is_used_by_predict_and_evaluate(sto
     assert "re-chosen for 'tiny' on 24 labelled set(s) of 'tiny'" in predict.log_tail
     with session_scope(store["url"], readonly=True) as session:
         detail = get_set(session, list_sets(session, store["dataset_id"], has=["model"], limit=1).items[0].id)
-        assert detail.latest("model", model_id).details == {"threshold": rechosen, "threshold_source": "dataset"}
+        details = detail.latest("model", model_id).details
+        assert details["threshold"] == rechosen and details["threshold_source"] == "dataset"
         assert get_model(session, model_id).threshold == card.threshold  # the card's stays the model's own
     assert evaluate.status == "succeeded", (evaluate.error, evaluate.log_tail)
     (row,) = evaluate.result["rows"]

@@ -134,20 +134,22 @@ def toolbar(detail: SetDetail, shown: dict[str, cluster_cards.Shown], who: str, 
                            f"Started again from the {source}'s clustering.")
 
 
-def cluster_choice(human: cluster_cards.Shown) -> Callable[[int], str]:
+def cluster_choice(human: cluster_cards.Shown, generated: frozenset[str] = frozenset()) -> Callable[[int], str]:
     def label(c: int) -> str:
         if c == NEW:
             return "➕ a new cluster"
-        return f"#{c + 1} {cluster_label(human.names, c)} ({len(human.clusters[c])})"
+        mark = " (generated)" if human.names[c] in generated else ""
+        return f"#{c + 1} {cluster_label(human.names, c)}{mark} ({len(human.clusters[c])})"
 
     return label
 
 
-def edit_forms(detail: SetDetail, human: cluster_cards.Shown, who: str, head: int) -> None:
+def edit_forms(detail: SetDetail, human: cluster_cards.Shown, who: str, head: int,
+               generated: frozenset[str] = frozenset()) -> None:
     texts = detail.texts
     where = human.clustering.labels()
     clusters = list(range(len(human.clusters)))
-    name_of = cluster_choice(human)
+    name_of = cluster_choice(human, generated)
     entity_label = lambda i: f"{texts[i]}  ·  in #{where[i] + 1}"  # noqa: E731
     key = f"{detail.id}_{detail.edit_head}"  # fresh widgets after every change: cluster numbers may have shifted
     # keyed: the tab the analyst works in stays open after an edit (a fresh tab set would open "Move" again)
@@ -258,9 +260,10 @@ st.caption(SHORTCUTS)
 cards, forms = st.columns([3, 2], gap="large")
 with cards:
     st.markdown(f"**Your clustering** · {len(human.clusters)} clusters")
-    cluster_cards.cluster_cards(human, detail.texts, numbered=True)
+    cluster_cards.cluster_cards(human, detail.texts, numbered=True,
+                                generated=cluster_cards.generated_names(shown))
 with forms:
-    edit_forms(detail, human, who, head)
+    edit_forms(detail, human, who, head, cluster_cards.generated_names(shown))
 others = [s for s in ("teacher", "model", "reference") if s in shown]
 if others:
     with st.expander("Compare with " + ", ".join(f"the {s}" for s in others)):

@@ -31,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the partial output of an interrupted run instead of starting over")
     parser.add_argument("--with-similarity", action="store_true", help="add each set's N x N similarity matrix")
+    parser.add_argument("--name-clusters", action="store_true",
+                        help="name every predicted cluster (cluster_names, marked \"cluster_names_generated\"): "
+                        "a labelled input set's own named cluster when it overlaps enough, else the nearest named "
+                        "cluster of --names-from, else its most distinctive keywords")
+    parser.add_argument("--names-from", type=Path, metavar="FILE",
+                        help="labelled sets with cluster_names (e.g. the training file) whose names the predicted "
+                        "clusters may take (implies --name-clusters)")
     parser.add_argument("--threshold", type=float, help="override the model's similarity threshold (-1..1)")
     parser.add_argument("--mode", help="run with another attention mode than the trained one (e.g. nia)")
     parser.add_argument("--max-batch-tokens", type=int, default=DEFAULT_MAX_BATCH_TOKENS, metavar="T",
@@ -77,9 +84,23 @@ def run(args: argparse.Namespace) -> int:
         raise CactusError("--out must differ from the input file (the input is never overwritten)")
     model = ClusteringModel.load(args.model, device=args.device)
     threshold = model.threshold if args.threshold is None else args.threshold
+    namer = None
+    if args.name_clusters or args.names_from is not None:
+        from cactus.inference.names import set_namer
+        from cactus.inference.streaming import name_book
+
+        book = None
+        if args.names_from is not None:
+            file_format(args.names_from)
+            if not args.names_from.is_file():
+                raise CactusError(f"{args.names_from}: no such file")
+            book = name_book(model.encoder, iter_sets(args.names_from), mode=args.mode,
+                             max_batch_tokens=args.max_batch_tokens)
+            print(f"{len(book)} cluster names from {args.names_from}", file=sys.stderr)
+        namer = set_namer(book)
     try:
         options = StreamOptions(threshold=threshold, mode=args.mode, with_similarity=args.with_similarity,
-                                max_batch_tokens=args.max_batch_tokens, dtype=args.dtype)
+                                max_batch_tokens=args.max_batch_tokens, dtype=args.dtype, namer=namer)
     except ValueError as exc:
         raise CactusError(str(exc)) from None
     if args.mode is not None:

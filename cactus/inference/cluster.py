@@ -48,6 +48,12 @@ class MergeTree:
         distance = np.clip(distance, 0.0, None)  # cosines a hair above 1 would give negative distances
         self._tree = linkage(squareform(distance, checks=False), method=linkage_method) if self.n > 1 else None
 
+    def merge_similarities(self) -> np.ndarray:
+        """The (average) similarity at which each of the N - 1 merges happens, in merge order; shape (N - 1,)."""
+        if self._tree is None:
+            return np.zeros(0)
+        return 1.0 - self._tree[:, 2]
+
     def cut(self, threshold: float) -> np.ndarray:
         """Cluster ids (0-based, ordered by first member) merging only above ``threshold``; shape (N,)."""
         threshold = check_threshold(threshold)

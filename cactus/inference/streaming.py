@@ -18,14 +18,23 @@ import numpy as np
 
 from cactus.data.sets import EntitySet
 from cactus.inference.cluster import MergeTree, check_threshold
+from cactus.inference.review_priority import uncertainty
 from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_WINDOW, DTYPES
 
 _DONE = object()
 
+Namer = Callable[[EntitySet, np.ndarray, np.ndarray], list[str]]
+"""Names a clustered set's clusters: (the input set, cluster id per entity (N,), embeddings (N, D)) -> names."""
+
 
 @dataclass(frozen=True)
 class StreamOptions:
-    """How :func:`predict_stream` clusters: threshold, attention mode, batching."""
+    """How :func:`predict_stream` clusters: threshold, attention mode, batching, and what it adds.
+
+    ``namer`` names every predicted cluster (``cluster_names``, with ``"cluster_names_generated": true``);
+    ``with_uncertainty`` adds ``"uncertainty"``: the share of the set's merges that lie near the threshold
+    (:func:`cactus.inference.review_priority.uncertainty`).
+    """
 
     threshold: float
     mode: str | None = None
@@ -33,6 +42,8 @@ class StreamOptions:
     max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS
     window: int = DEFAULT_WINDOW
     dtype: str = "auto"  # auto: bf16 autocast on CUDA, float32 elsewhere; or bfloat16, float32
+    namer: Namer | None = None
+    with_uncertainty: bool = False
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
@@ -147,9 +158,16 @@ def predict_stream(encoder, sets: Iterable[EntitySet], emit: Callable[[EntitySet
             item = _get(embedded, stop, main_stage)
             if item is _DONE:
                 return
-            window, sims = item
-            for entity_set, sim in zip(window, sims, strict=True):
-                clustered = entity_set.with_labels(MergeTree(sim).cut(options.threshold))
+            window, sims, embeddings = item
+            for i, (entity_set, sim) in enumerate(zip(window, sims, strict=True)):
+                tree = MergeTree(sim)
+                labels = tree.cut(options.threshold)
+                names = options.namer(entity_set, labels, embeddings[i]) if options.namer is not None else None
+                clustered = entity_set.with_labels(labels, names)
+                if names is not None:
+                    clustered.extra["cluster_names_generated"] = True
+                if options.with_uncertainty:
+                    clustered.extra["uncertainty"] = round(uncertainty(tree, options.threshold), 5)
                 if options.with_similarity:
                     clustered.similarity = np.round(sim, 5).tolist()
                 emit(clustered)
@@ -171,9 +189,10 @@ def predict_stream(encoder, sets: Iterable[EntitySet], emit: Callable[[EntitySet
             if item is _DONE:
                 break
             window, ids = item
-            sims = [np.clip(emb @ emb.T, -1.0, 1.0).astype(np.float64)
-                    for emb in forward.embed(ids, options.max_batch_tokens)]
-            if not _put(embedded, (window, sims), stop, writer):
+            embeddings = forward.embed(ids, options.max_batch_tokens)
+            sims = [np.clip(emb @ emb.T, -1.0, 1.0).astype(np.float64) for emb in embeddings]
+            kept = list(embeddings) if options.namer is not None else [None] * len(window)
+            if not _put(embedded, (window, sims, kept), stop, writer):
                 break
         if reader.error is None:
             _put(embedded, _DONE, stop, writer)
@@ -187,3 +206,35 @@ def predict_stream(encoder, sets: Iterable[EntitySet], emit: Callable[[EntitySet
         if stage.error is not None:
             raise stage.error
     return emitted
+
+
+def embed_sets(encoder, sets: Iterable[EntitySet], *, mode: str | None = None,
+               max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS) -> Iterator[tuple[EntitySet, np.ndarray]]:
+    """Each set with its entities' embeddings (N, D), in input order, a window at a time (no threads)."""
+    from cactus.inference.graphs import EncoderForward
+
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        forward = EncoderForward(encoder, mode)
+        for window in _windows(sets, DEFAULT_WINDOW):
+            ids = encoder.tokenize_entities([s.texts for s in window])
+            yield from zip(window, forward.embed(ids, max_batch_tokens), strict=True)
+    finally:
+        encoder.train(was_training)
+
+
+def name_book(encoder, labelled: Iterable[EntitySet], *, mode: str | None = None,
+              max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS):
+    """A :class:`~cactus.inference.names.NameBook` of the named clusters of ``labelled`` sets, embedded by
+    ``encoder`` (sets without names are skipped)."""
+    from cactus.inference.names import NameBook
+
+    named = (s for s in labelled if s.clusters is not None and s.cluster_names is not None)
+
+    def clusters() -> Iterator[tuple[str, np.ndarray]]:
+        for entity_set, embeddings in embed_sets(encoder, named, mode=mode, max_batch_tokens=max_batch_tokens):
+            for members, name in zip(entity_set.clusters or [], entity_set.cluster_names or [], strict=True):
+                yield name, embeddings[members]
+
+    return NameBook.build(clusters())

@@ -15,6 +15,11 @@ read from the store a window at a time and their clusterings stored in transacti
 computed, so a dataset of any size is clustered in bounded memory, and a job run again after its worker died
 (with ``sets: "missing"``) only predicts the rest.
 
+Every predicted cluster is named (:mod:`cactus.inference.names`): the set's own named cluster (human, reference or
+teacher) that overlaps it enough, else the nearest named cluster of the dataset (up to ``NAME_BOOK_SETS`` labelled
+sets embedded by the model), else its distinctive keywords; the names are stored with the clustering and marked
+``details["names_generated"]``, next to ``details["uncertainty"]`` that the review queue reads.
+
 The threshold is the model card's, unless the model's threshold was re-chosen on this dataset
 (:mod:`db.thresholds`): then that one, said in the log and recorded in each clustering's details.
 """
@@ -28,6 +33,8 @@ from typing import Any
 from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_WINDOW
 from jobs.base import JobContext, JobError, JobParamsError, JobType
 from jobs.params import ids, integer, refuse_unknown
+
+NAME_BOOK_SETS = 300
 
 
 @dataclass(frozen=True)
@@ -54,11 +61,15 @@ def parse_params(raw: Mapping[str, Any]) -> PredictParams:
 def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
     from collections.abc import Iterator
 
+    from sqlalchemy import select
+
     from cactus.data.sets import EntitySet
     from cactus.inference.model import ClusteringModel
-    from cactus.inference.streaming import StreamOptions, predict_stream
-    from db.clusterings import add_clustering, latest_clusterings
+    from cactus.inference.names import set_namer
+    from cactus.inference.streaming import StreamOptions, name_book, predict_stream
+    from db.clusterings import add_clustering, latest_clusterings, named_clusterings
     from db.datasets import get_dataset
+    from db.models import SetRow
     from db.registry import active_model, get_model, refresh_threshold
     from db.sets import dataset_set_ids, load_entity_sets
     from db.thresholds import dataset_threshold
@@ -94,14 +105,32 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
                 f"labelled set(s) of {dataset.name!r} (the card's is {threshold:+.3f})")
         threshold, source = override.threshold, "dataset"
 
+    def with_names(set_id: int, entity_set: EntitySet, clustering) -> EntitySet:
+        """The set labelled by its named clustering (or unlabelled without one); its id is its store id."""
+        if clustering is None:
+            return EntitySet(str(set_id), entity_set.entities)
+        return EntitySet(str(set_id), entity_set.entities, [list(c) for c in clustering.clusters],
+                         list(clustering.names))
+
+    with ctx.session() as session:
+        labelled = named_clusterings(session, select(SetRow.id).where(SetRow.dataset_id == dataset.id))
+        book_ids = list(labelled)[:NAME_BOOK_SETS]
+        book_sets = load_entity_sets(session, book_ids)
+    book = None
+    if book_ids:
+        book = name_book(clustering_model.encoder, (with_names(i, book_sets[i], labelled[i]) for i in book_ids),
+                         max_batch_tokens=params.max_batch_tokens)
+        ctx.log(f"{len(book)} cluster names from {len(book_ids)} named set(s) of the dataset")
+
     def stored_sets() -> Iterator[EntitySet]:
         """The chosen sets, read from the store a window at a time; a set's id is its store id."""
         for start in range(0, len(chosen), DEFAULT_WINDOW):
             window = chosen[start:start + DEFAULT_WINDOW]
             with ctx.session() as session:
                 loaded = load_entity_sets(session, window)
+                named = named_clusterings(session, window)
             for set_id in window:
-                yield EntitySet(str(set_id), loaded[set_id].entities)
+                yield with_names(set_id, loaded[set_id], named.get(set_id))
 
     pending: list[EntitySet] = []
     stored = 0
@@ -110,14 +139,16 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
         nonlocal stored
         with ctx.session() as session:
             for result in pending:
-                add_clustering(session, int(result.id), "model", result.clusters, model_id=model.id,
-                               job_id=ctx.job_id, producer=model.name,
-                               details={"threshold": threshold, "threshold_source": source})
+                details = {"threshold": threshold, "threshold_source": source, "names_generated": True,
+                           "uncertainty": result.extra.get("uncertainty", 0.0)}
+                add_clustering(session, int(result.id), "model", result.clusters, result.cluster_names,
+                               model_id=model.id, job_id=ctx.job_id, producer=model.name, details=details)
         stored += len(pending)
         pending.clear()
         ctx.progress(stored / len(chosen), f"{stored}/{len(chosen)} sets")
 
-    options = StreamOptions(threshold=threshold, max_batch_tokens=params.max_batch_tokens)
+    options = StreamOptions(threshold=threshold, max_batch_tokens=params.max_batch_tokens, namer=set_namer(book),
+                            with_uncertainty=True)
     predict_stream(clustering_model.encoder, stored_sets(), pending.append, options, progress=store_window)
     return {"sets": stored, "model_id": model.id, "threshold": threshold, "threshold_source": source}
 
