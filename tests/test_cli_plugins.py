@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LIBRARY = ["make-sets", "baseline", "evaluate", "pretrain", "train", "predict", "report", "label"]
+LIBRARY = ["make-sets", "baseline", "evaluate", "pretrain", "train", "adapt", "predict", "report", "label"]
 PLUGINS = ["app", "import-sets", "export-labels", "worker", "jobs", "gc"]  # entry points app, db, jobs: sorted by name
 PLUGIN_MODULES = {
     "cactus_hello_plugin": "def register(subparsers):\n"
