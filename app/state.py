@@ -238,3 +238,26 @@ def _similarity(checkpoint: str, stamp: float, texts: tuple[str, ...], mode: str
 def similarity(checkpoint: str, texts: tuple[str, ...], mode: str | None = None) -> np.ndarray:
     """The (N, N) cosine similarities of a set's entities under a model (its trained mode, or ``mode``)."""
     return _similarity(checkpoint, _stamp(checkpoint), texts, mode)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _domain_warning(url: str, checkpoint: str, stamp: float, dataset_id: int, sets: int) -> str | None:
+    from cactus.inference.domain import check_shift, sample_sets, shift_warning, stored_domains
+    from db.sets import dataset_set_ids, load_entity_sets
+
+    model = _load_model(checkpoint, stamp)
+    if not stored_domains(model.card.training_data):
+        return None
+    with session_scope(url, readonly=True) as session:
+        picked = [ids[0] for ids in sample_sets([[i] for i in dataset_set_ids(session, dataset_id)])]
+        loaded = load_entity_sets(session, picked)
+    with model_in_use():
+        shift = check_shift(model.encoder, [loaded[i].texts for i in picked], model.card.training_data,
+                            device=model.device)
+    return shift_warning(shift)
+
+
+def domain_warning(model: ModelInfo, dataset_id: int, sets: int) -> str | None:
+    """The domain-shift warning for a dataset (of ``sets`` sets, part of the cache key) under a registered model:
+    None when its texts are near the model's training data or the card keeps no fingerprint of it."""
+    return _domain_warning(db_url(), model.checkpoint, _stamp(model.checkpoint), dataset_id, sets)
