@@ -230,9 +230,11 @@ def wise_ft_average(finetuned: nn.Module, start: nn.Module, alpha: float) -> Non
     """WiSE-FT (Wortsman et al., 2022): ``finetuned``'s floating weights become ALPHA * fine-tuned +
     (1 - ALPHA) * ``start``'s, in place."""
     start_state = start.state_dict()
+    done: set[int] = set()  # tied weights (T5's shared embeddings) appear under several names: average once
     with torch.no_grad():
         for name, tensor in finetuned.state_dict().items():
-            if tensor.is_floating_point():
+            if tensor.is_floating_point() and tensor.data_ptr() not in done:
+                done.add(tensor.data_ptr())
                 tensor.copy_(alpha * tensor + (1.0 - alpha) * start_state[name].to(tensor.device, tensor.dtype))
 
 
@@ -279,12 +281,18 @@ def score_at(encoder, sets: Sequence[EntitySet], threshold: float, device: str, 
                           for s, m in zip(sets, sims, strict=True))
 
 
+#: Options added after runs were first saved, with the value an older run's progress stands for.
+_ADDED_OPTIONS: dict[str, Any] = {"mix": "proportional", "wise_ft": None, "freeze_layers": 0, "backbone_lr_scale": 1.0,
+                                  "selfsup_mix": 0.0}
+
+
 def check_out_dir(out_dir: Path, config_dict: dict[str, Any], *, force: bool) -> dict[str, Any] | None:
     """The progress to resume from, after checking ``out_dir`` may be written; None for a fresh start."""
     progress = read_progress(out_dir)
     if progress is not None:
         saved = progress.get("config", {})
-        differing = sorted(k for k in config_dict if k not in ("epochs", "device") and saved.get(k) != config_dict[k])
+        differing = sorted(k for k in config_dict if k not in ("epochs", "device")
+                           and saved.get(k, _ADDED_OPTIONS.get(k)) != config_dict[k])
         if differing and not force:
             raise TrainingError(
                 f"{out_dir} holds an interrupted run with other settings ({', '.join(differing)}); "
