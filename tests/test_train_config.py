@@ -42,7 +42,8 @@ def test_encoder_options_default_and_nest():
         ({"max_tokens": "32"}, "max_tokens must be an integer, got '32'"),
         ({"backbone": " "}, "backbone must be 'minilm' or a checkpoint folder path"),
         ({"loss": "hinge"}, "unknown loss 'hinge'; choose one of aug_triplet, triplet, structural, bce"),
-        ({"encoder": {"mode": "nia"}}, "unknown training options: encoder; known: backbone, batch_size"),
+        ({"encoder": {"mode": "nia"}},
+         "unknown training options: encoder; known: backbone, backbone_lr_scale, batch_size"),
         ({"epochs": 0}, "epochs must be at least 1, got 0"),
     ],
 )
