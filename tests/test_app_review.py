@@ -222,7 +222,7 @@ def test_review_warns_when_the_dataset_is_far_from_the_models_training_data(app_
     far = [EntitySet(f"far-{i}", [Entity(f"{i}-{j}", text) for j, text in enumerate(
         ["zebra quartz violin", "xylophone yacht", "quokka waltz", "jazz kazoo"])]) for i in range(3)]
     with session_scope(app_env) as session:
-        dataset_id = create_dataset(session, "far", "unrelated words").id
+        dataset_id = create_dataset(session, "far", "queries").id
         import_sets(session, dataset_id, far)
         set_id = list_sets(session, dataset_id, limit=1).items[0].id
     forget_cached_queries()
