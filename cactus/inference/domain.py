@@ -24,7 +24,7 @@ VOCABULARY_SIZE = 500
 SAMPLE_SETS = 64
 #: Below these, the texts are called far from the training data (see :func:`domain_shift`).
 MIN_VOCABULARY_OVERLAP = 0.25
-MIN_EMBEDDING_COSINE = 0.6
+MIN_EMBEDDING_COSINE = 0.5
 
 _WORD = re.compile(r"[^\W\d_]{2,}")
 
