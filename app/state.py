@@ -289,3 +289,26 @@ def _corpus_xy(checkpoint: str, stamp: float, texts: tuple[tuple[str, ...], ...]
 def corpus_xy(checkpoint: str, texts: tuple[tuple[str, ...], ...]) -> np.ndarray:
     """2-D positions (PCA) of every entity of these sets, in order, from a model's embeddings within their set."""
     return _corpus_xy(checkpoint, _stamp(checkpoint), texts)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _domain_warning(url: str, checkpoint: str, stamp: float, dataset_id: int, sets: int) -> str | None:
+    from cactus.inference.domain import check_shift, sample_sets, shift_warning, stored_domains
+    from db.sets import dataset_set_ids, load_entity_sets
+
+    model = _load_model(checkpoint, stamp)
+    if not stored_domains(model.card.training_data):
+        return None
+    with session_scope(url, readonly=True) as session:
+        picked = [ids[0] for ids in sample_sets([[i] for i in dataset_set_ids(session, dataset_id)])]
+        loaded = load_entity_sets(session, picked)
+    with model_in_use():
+        shift = check_shift(model.encoder, [loaded[i].texts for i in picked], model.card.training_data,
+                            device=model.device)
+    return shift_warning(shift)
+
+
+def domain_warning(model: ModelInfo, dataset_id: int, sets: int) -> str | None:
+    """The domain-shift warning for a dataset (of ``sets`` sets, part of the cache key) under a registered model:
+    None when its texts are near the model's training data or the card keeps no fingerprint of it."""
+    return _domain_warning(db_url(), model.checkpoint, _stamp(model.checkpoint), dataset_id, sets)

@@ -258,3 +258,22 @@ def test_a_threshold_rechosen_on_the_dataset_is_shown_and_used(app_env, tiny_mod
     with session_scope(app_env, readonly=True) as session:
         clustering = get_set(session, seeded.set_ids[3]).latest("model", seeded.model_id)
     assert clustering.details["threshold"] == rechosen and clustering.details["threshold_source"] == "dataset"
+
+
+def test_review_warns_when_the_dataset_is_far_from_the_models_training_data(app_env, tiny_model, tmp_path):
+    from cactus.data.sets import Entity, EntitySet
+    from db import create_dataset, import_sets
+
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model, teacher=False, predict=False)
+    at = open_app(query={"set": str(seeded.set_ids[0])})
+    assert not [w for w in at.warning if "look far" in w.value]
+    far = [EntitySet(f"far-{i}", [Entity(f"{i}-{j}", text) for j, text in enumerate(
+        ["zebra quartz violin", "xylophone yacht", "quokka waltz", "jazz kazoo"])]) for i in range(3)]
+    with session_scope(app_env) as session:
+        dataset_id = create_dataset(session, "far", "queries").id
+        import_sets(session, dataset_id, far)
+        set_id = list_sets(session, dataset_id, limit=1).items[0].id
+    forget_cached_queries()
+    at = open_app(query={"set": str(set_id)})
+    (warning,) = [w for w in at.warning if "look far" in w.value]
+    assert "'tiny-sia'" in warning.value and "cactus adapt" in warning.value and "threshold" in warning.value

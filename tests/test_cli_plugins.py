@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LIBRARY = ["make-sets", "baseline", "evaluate", "pretrain", "train", "predict", "report", "label"]
+LIBRARY = ["make-sets", "baseline", "evaluate", "pretrain", "train", "adapt", "predict", "report", "label"]
 # entry points app, db, jobs: sorted by name
 PLUGINS = ["app", "import-sets", "export-labels", "users", "worker", "jobs", "gc"]
 PLUGIN_MODULES = {

@@ -65,7 +65,8 @@ def test_enqueue_checks_parameters_before_queueing(store_url):
     ("predict", {"dataset_id": 1, "set_ids": []}, r"predict: set_ids must be a non-empty list of set ids, got \[\]"),
     ("evaluate", {"dataset_id": 1, "model_ids": [1, "2"]}, "evaluate: model_ids must be a list of model ids"),
     ("finetune", {"dataset_id": 1, "epochs": 3}, "finetune: unknown parameter\\(s\\) epochs; known: activate, "
-                                                 "dataset_id, human, name, pretrain, split_seed, train"),
+                                                 "adapt, adapt_steps, dataset_id, human, init_model_id, name, "
+                                                 "pretrain, split_seed, train"),
 ])
 def test_every_job_type_names_the_bad_parameter(job_type, params, message):
     with pytest.raises(JobParamsError, match=message):

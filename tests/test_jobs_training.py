@@ -163,3 +163,51 @@ def test_a_threshold_rechosen_on_the_dataset_is_used_by_predict_and_evaluate(sto
     (row,) = evaluate.result["rows"]
     assert row["method"] == f"tiny (threshold {rechosen:+.2f} re-chosen here)"
     assert row["threshold"] == rechosen and row["threshold_source"] == "dataset"
+
+
+def test_finetune_adapts_an_init_model_whose_training_data_it_cannot_compare(store, tiny_model):
+    model_dir = shutil.copytree(tiny_model, store["tmp"] / "old-model")
+    card = read_card(model_dir)
+    data = {k: v for k, v in card.training_data.items() if k != "domains"}  # a card from before fingerprints
+    write_card(model_dir, replace(card, training_data={**data, "dataset": str(store["tmp"] / "gone")}))
+    with session_scope(store["url"]) as session:
+        init_id = register_model(session, name="old", checkpoint=str(model_dir), backbone=card.backbone,
+                                 mode=card.mode, loss=card.loss, threshold=card.threshold).id
+    train = {"epochs": 1, "batch_size": 2}
+    (finetune,) = run_jobs(store, ("finetune", {"dataset_id": store["dataset_id"], "train": train,
+                                                "init_model_id": init_id, "adapt": True, "adapt_steps": 2}))
+    assert finetune.status == "succeeded", (finetune.error, finetune.log_tail)
+    assert "no fingerprint of its training data: adapting first" in finetune.log_tail
+    assert "replaying this dataset's training sets instead" in finetune.log_tail
+    with session_scope(store["url"], readonly=True) as session:
+        model = get_model(session, finetune.result["model_id"])
+        assert model.training["init"].endswith("adapted") and model.training["domains"]
+        adapted = read_card(model.training["init"])
+        assert adapted.training_data["adapted"][-1]["from"] == str(model_dir)
+
+
+def test_predict_warns_when_the_dataset_is_far_from_the_training_data(store, tiny_model):
+    from cactus.data.sets import Entity, EntitySet
+
+    card = read_card(tiny_model)
+    far = [EntitySet(f"far-{i}", [Entity(f"{i}-{j}", text) for j, text in enumerate(
+        ["zebra quartz violin", "xylophone yacht", "quokka waltz", "jazz kazoo"])]) for i in range(3)]
+    with session_scope(store["url"]) as session:
+        register_model(session, name="tiny", checkpoint=str(tiny_model), backbone=card.backbone, mode=card.mode,
+                       loss=card.loss, threshold=card.threshold, activate=True)
+        other_id = create_dataset(session, "far", "queries").id
+        import_sets(session, other_id, far, split="test")
+    near, off = run_jobs(store, ("predict", {"dataset_id": store["dataset_id"]}), ("predict", {"dataset_id": other_id}))
+    assert near.status == off.status == "succeeded", (off.error, off.log_tail)
+    assert "domain_warning" not in near.result
+    assert "cactus adapt" in off.result["domain_warning"] and "warning: these texts look far" in off.log_tail
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"adapt": True}, "adapt needs init_model_id"),
+    ({"init_model_id": 1, "pretrain": {"steps": 2}}, "init_model_id and pretrain exclude each other"),
+    ({"adapt": "yes"}, "adapt must be true or false"),
+])
+def test_bad_adapt_parameters_are_refused_at_enqueue(store, params, message):
+    with session_scope(store["url"]) as session, pytest.raises(JobParamsError, match=message):
+        enqueue(session, "finetune", {"dataset_id": store["dataset_id"], **params})

@@ -20,7 +20,9 @@ def test_flat_options_written_before_nesting_read_back_into_the_nested_config():
     config = config_from_dict(TrainConfig, OLD_FLAT)
     assert config.encoder == EncoderConfig(backbone="/models/bert", mode="fia", max_tokens=24)
     assert (config.loss, config.epochs, config.seed) == ("bce", 3, 1)
-    assert config_options(config) == OLD_FLAT  # cards and job parameters keep the same keys and values
+    # cards and job parameters keep the same keys and values; options added since (issue 14) come at defaults
+    added = {"mix": "proportional", "wise_ft": None, "freeze_layers": 0, "backbone_lr_scale": 1.0, "selfsup_mix": 0.0}
+    assert config_options(config) == {**OLD_FLAT, **added}
 
 
 def test_encoder_options_default_and_nest():
@@ -40,7 +42,8 @@ def test_encoder_options_default_and_nest():
         ({"max_tokens": "32"}, "max_tokens must be an integer, got '32'"),
         ({"backbone": " "}, "backbone must be 'minilm' or a checkpoint folder path"),
         ({"loss": "hinge"}, "unknown loss 'hinge'; choose one of aug_triplet, triplet, structural, bce"),
-        ({"encoder": {"mode": "nia"}}, "unknown training options: encoder; known: backbone, batch_size"),
+        ({"encoder": {"mode": "nia"}},
+         "unknown training options: encoder; known: backbone, backbone_lr_scale, batch_size"),
         ({"epochs": 0}, "epochs must be at least 1, got 0"),
     ],
 )

@@ -79,6 +79,19 @@ def predict_button(detail: SetDetail, model: ModelInfo | None) -> None:
                      "Models page, or train one.")
 
 
+def domain_banner(model: ModelInfo | None, dataset_id: int, sets: int) -> None:
+    """Warn when this dataset's texts are far from the data the active model was trained on."""
+    if model is None:
+        return
+    try:
+        warning = state.domain_warning(model, dataset_id, sets)
+    except (CactusError, OSError):
+        return  # the heatmap below says the model cannot be loaded
+    if warning:
+        st.warning(f"The active model {model.name!r}: {warning[0].upper()}{warning[1:]}",
+                   icon=":material/travel_explore:")
+
+
 def agreement_row(shown: dict[str, cluster_cards.Shown], size: int) -> tuple[str, str] | None:
     """ARI and AMI of every pair of clusterings shown; returns the pair whose differences are marked."""
     present = [s for s in cluster_cards.CARD_ORDER if s in shown]
@@ -209,6 +222,7 @@ model = state.active()
 shown = cluster_cards.shown_clusterings(detail, model)
 
 set_header(detail)
+domain_banner(model, dataset.id, dataset.sets)
 with st.container(horizontal=True):
     teacher_button(detail)
     predict_button(detail, model)

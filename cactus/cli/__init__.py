@@ -27,6 +27,7 @@ COMMANDS = (
     "evaluate",
     "pretrain",
     "train",
+    "adapt",
     "predict",
     "report",
     "label",

@@ -110,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
             check_mode(args.mode)
         except ValueError as exc:
             raise CactusError(str(exc)) from None
+    warning = domain_warning(model, args.sets)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     output = PartialOutput(args.out, resume=args.resume)
     if output.done:
         print(f"resuming: {output.done} sets already in {partial_path(args.out)}", file=sys.stderr)
@@ -158,3 +161,17 @@ def run_ray(args: argparse.Namespace) -> int:
     total = predict_ray(run)
     print(f"wrote {total} clustered sets to {args.out} (threshold {run.threshold:+.2f}, Ray)")
     return 0
+
+
+def domain_warning(model, sets_file: Path) -> str | None:
+    """The domain-shift warning for the first sets of ``sets_file`` under ``model`` (None when near, or when the
+    model's card has no fingerprint of its training data)."""
+    import itertools
+
+    from cactus.data.set_files import iter_sets
+    from cactus.inference.domain import SAMPLE_SETS, check_shift, shift_warning, stored_domains
+
+    if not stored_domains(model.card.training_data):
+        return None
+    sample = [s.texts for s in itertools.islice(iter_sets(sets_file, on_skip=lambda skipped: None), SAMPLE_SETS)]
+    return shift_warning(check_shift(model.encoder, sample, model.card.training_data, device=model.device))

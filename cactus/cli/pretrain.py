@@ -14,11 +14,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "pretrain",
         help="pretrain a set encoder on self-supervised sets (no labels needed)",
         description="Build synthetic sets whose clusters are word-dropped copies of seed entities (2-10 clusters of "
-        "1-5 copies, 20-70%% of the words dropped) from the entity texts of SOURCE, and train on them for --steps "
-        "steps. SOURCE is an entities file (.jsonl/.csv), a sets file, or a dataset folder (its train split). "
+        "1-5 copies, 20-70%% of the words dropped) from the entity texts of SOURCE (several are pooled), and "
+        "train on them for --steps steps. SOURCE is an entities file (.jsonl/.csv), a sets file, or a dataset "
+        "folder (its train split). "
         "Start fine-tuning from the result with `cactus train ... --init OUT`.",
     )
-    parser.add_argument("source", type=Path, help="entities file, sets file or dataset folder")
+    parser.add_argument("source", type=Path, nargs="+",
+                        help="entities file, sets file or dataset folder; several are pooled into one mix")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
     add_model_options(parser)
@@ -47,11 +49,11 @@ def run(args: argparse.Namespace) -> int:
     from cactus.cli.progress import ProgressBar
     from cactus.training.trainer import PretrainConfig, pretrain
 
-    texts = source_texts(args.source)
+    texts = [t for source in args.source for t in source_texts(source)]
     bar = ProgressBar(disable=args.quiet)
     try:
         result = pretrain(texts, args.out, _config(PretrainConfig, args, steps=args.steps), callback=bar,
-                          force=args.force, source=str(args.source))
+                          force=args.force, source=", ".join(str(s) for s in args.source))
     finally:
         bar.close()
     print(f"saved {result.model_dir} (threshold {result.card.threshold:+.1f}); fine-tune with "

@@ -28,6 +28,21 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def add_robustness_options(parser: argparse.ArgumentParser) -> None:
+    """Options that keep a fine-tuned model good off its home domain (all off by default)."""
+    group = parser.add_argument_group("robustness off the training domain")
+    group.add_argument("--wise-ft", type=float, metavar="ALPHA",
+                       help="after training, average the weights: ALPHA x fine-tuned + (1 - ALPHA) x starting "
+                       "backbone (WiSE-FT), then re-choose the threshold on validation")
+    group.add_argument("--freeze-layers", type=int, default=0, metavar="N",
+                       help="keep the embeddings and the lowest N backbone layers frozen (default 0)")
+    group.add_argument("--backbone-lr-scale", type=float, default=1.0, metavar="S",
+                       help="the backbone learns at lr x S, s_neu at lr (default 1)")
+    group.add_argument("--selfsup-mix", type=float, default=0.0, metavar="P",
+                       help="after each supervised step, with probability P, a step on self-supervised sets "
+                       "made from the training entities (default 0)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
@@ -37,7 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "test.jsonl. An interrupted run resumes from its last epoch when started again with the same --out. "
         "Runs data-parallel under torchrun.",
     )
-    parser.add_argument("dataset", type=Path, help="dataset folder with train.jsonl, val.jsonl, test.jsonl")
+    parser.add_argument("dataset", type=Path, nargs="?",
+                        help="dataset folder with train.jsonl, val.jsonl, test.jsonl (or use --datasets)")
+    parser.add_argument("--datasets", type=Path, nargs="+", metavar="DIR",
+                        help="several dataset folders trained on as one mix (validation and test splits joined)")
+    parser.add_argument("--mix", choices=("proportional", "equal"), default="proportional",
+                        help="with --datasets: all training sets of each (proportional, default) or as many "
+                        "from each (equal)")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     parser.add_argument("--limit-train", type=int, help="use only the first N training sets")
@@ -45,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pretrain-steps", type=int, default=0,
                         help="first pretrain this many steps on self-supervised sets from the training entities "
                         "(into OUT/pretrained), then fine-tune from there")
+    add_robustness_options(parser)
     parser.add_argument("--progress-jsonl", type=Path,
                         help="also append every progress report as a JSON line here (for job runners)")
     add_model_options(parser)
@@ -57,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     from cactus.training.trainer import PretrainConfig, TrainConfig, entity_texts, pretrain, train
 
     init = args.init
+    if (args.dataset is None) == (not args.datasets):
+        raise CactusError("give one dataset folder or --datasets DIR [DIR ...], not both and not neither")
+    datasets = [args.dataset] if args.dataset is not None else list(args.datasets)
     bar = ProgressBar(disable=args.quiet)
     if args.progress_jsonl:
         bar = with_jsonl(bar, args.progress_jsonl)
@@ -64,13 +89,16 @@ def run(args: argparse.Namespace) -> int:
         if args.pretrain_steps:
             if init:
                 raise CactusError("--init and --pretrain-steps exclude each other: pretraining starts from --backbone")
-            texts = entity_texts(read_dataset(args.dataset, ("train",)).train)
+            texts = [t for d in datasets for t in entity_texts(read_dataset(d, ("train",)).train)]
             pretrained = args.out / "pretrained"
             pretrain(texts, pretrained, _config(PretrainConfig, args, steps=args.pretrain_steps), callback=bar,
-                     force=args.force, source=str(args.dataset / "train.jsonl"))
+                     force=args.force, source=", ".join(str(d / "train.jsonl") for d in datasets))
             init = str(pretrained)
-        result = train(args.dataset, args.out,
-                       _config(TrainConfig, args, epochs=args.epochs, limit_train=args.limit_train, init=init),
+        robust = {"wise_ft": args.wise_ft, "freeze_layers": args.freeze_layers,
+                  "backbone_lr_scale": args.backbone_lr_scale, "selfsup_mix": args.selfsup_mix, "mix": args.mix}
+        result = train(datasets[0] if len(datasets) == 1 else datasets, args.out,
+                       _config(TrainConfig, args, epochs=args.epochs, limit_train=args.limit_train, init=init,
+                               **robust),
                        callback=bar, force=args.force)
     finally:
         bar.close()

@@ -46,6 +46,12 @@ class TrainConfig:
     init: str | None = None  # a model folder (e.g. from pretraining) to start from
     device: str | None = None  # "cpu", "cuda", "cuda:1"; default: cuda when visible
     eval_batch_size: int = 16
+    mix: str = "proportional"  # several datasets: "proportional" (all their sets) or "equal" (as many from each)
+    # robustness off the home domain (defaults change nothing)
+    wise_ft: float | None = None  # after training, weights = ALPHA * fine-tuned + (1 - ALPHA) * starting backbone
+    freeze_layers: int = 0  # keep the embeddings and the lowest N layers of the backbone frozen
+    backbone_lr_scale: float = 1.0  # the backbone learns at lr * S; s_neu and other non-backbone parameters at lr
+    selfsup_mix: float = 0.0  # after each supervised step, a self-supervised step with this probability
 
     def __post_init__(self) -> None:
         _check_common(self, ("epochs", "batch_size", "eval_batch_size"))
@@ -53,6 +59,20 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.limit_train is not None and self.limit_train < 1:
             raise ValueError(f"limit_train must be at least 1, got {self.limit_train}")
+        if self.mix not in MIXES:
+            raise ValueError(f"mix must be one of {', '.join(MIXES)}, got {self.mix!r}")
+        if self.wise_ft is not None and not 0.0 <= self.wise_ft <= 1.0:
+            raise ValueError(f"wise_ft must be between 0 and 1, got {self.wise_ft}")
+        if self.freeze_layers < 0:
+            raise ValueError(f"freeze_layers must be 0 or more, got {self.freeze_layers}")
+        if not self.backbone_lr_scale > 0:
+            raise ValueError(f"backbone_lr_scale must be positive, got {self.backbone_lr_scale}")
+        if not 0.0 <= self.selfsup_mix <= 1.0:
+            raise ValueError(f"selfsup_mix must be between 0 and 1, got {self.selfsup_mix}")
+
+
+#: How ``cactus train --datasets A B C`` mixes the training sets of several datasets.
+MIXES: tuple[str, ...] = ("proportional", "equal")
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,30 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         _check_common(self, ("steps", "batch_size", "eval_batch_size", "save_every", "threshold_sets"))
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """Options of ``cactus adapt``: self-supervised steps on a new domain's texts, with supervised replay."""
+
+    steps: int = 200
+    batch_size: int = 4  # self-supervised sets per step (and as many replayed labelled sets)
+    lr: float = 2e-5  # lower than fine-tuning's: adaptation nudges, it does not retrain
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    replay_weight: float = 1.0  # weight of the supervised loss on replayed source sets
+    seed: int = 0
+    device: str | None = None
+    eval_batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.replay_weight < 0:
+            raise ValueError(f"replay_weight must be 0 or more, got {self.replay_weight}")
 
 
 #: The options that make up the nested EncoderConfig, given flat beside the others.

@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import math
 import random
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cactus.data.sets import SPLITS, EntitySet, read_dataset
+from cactus.data.sets import SPLITS, Dataset, EntitySet, read_dataset
 from cactus.encoders.config import EncoderConfig
 from cactus.evaluation.metrics import average_scores, clustering_scores, selection_score
 from cactus.inference.cluster import MergeTree, ThresholdSweep, sweep_thresholds
@@ -48,7 +49,13 @@ from cactus.training.checkpoint import (
     software_versions,
     write_card,
 )
-from cactus.training.config import PretrainConfig, TrainConfig, TrainingError, config_from_dict, config_options
+from cactus.training.config import (
+    PretrainConfig,
+    TrainConfig,
+    TrainingError,
+    config_from_dict,
+    config_options,
+)
 from cactus.training.distributed import DistContext, init_distributed, shutdown_distributed
 from cactus.training.selfsup import self_supervised_sets
 from cactus.training.state import clear_training_state, load_training_state, read_progress, save_training_state
@@ -127,13 +134,35 @@ def padded_labels(sets: Sequence[EntitySet]) -> Tensor:
     return labels
 
 
-def dataset_fingerprint(dataset_dir: Path, splits: Sequence[str] = SPLITS) -> str:
-    """SHA-256 over the split files' bytes: names the exact data a model was trained on."""
+def dataset_fingerprint(dataset_dir: Path | Sequence[Path], splits: Sequence[str] = SPLITS) -> str:
+    """SHA-256 over the split files' bytes (of each folder in turn): names the exact data a model was trained on."""
     digest = hashlib.sha256()
-    for split in splits:
-        digest.update(split.encode())
-        digest.update((dataset_dir / f"{split}.jsonl").read_bytes())
+    for folder in [dataset_dir] if isinstance(dataset_dir, Path) else dataset_dir:
+        for split in splits:
+            digest.update(split.encode())
+            digest.update((Path(folder) / f"{split}.jsonl").read_bytes())
     return digest.hexdigest()
+
+
+def mixed_dataset(dataset_dirs: Sequence[Path], mix: str, seed: int) -> Dataset:
+    """Several dataset folders as one: validation and test splits concatenated; the training sets all of them
+    (``mix="proportional"``) or, with ``mix="equal"``, the same number from each (their mean count, drawn
+    without replacement where a dataset has enough and with replacement where it has fewer)."""
+    datasets = [read_dataset(d) for d in dataset_dirs]
+    if len(datasets) == 1:
+        return datasets[0]
+    rng = np.random.default_rng([seed, len(datasets)])
+    if mix == "equal":
+        each = round(sum(len(d.train) for d in datasets) / len(datasets))
+        train_sets = []
+        for d in datasets:
+            picks = rng.choice(len(d.train), size=each, replace=len(d.train) < each)
+            train_sets += [d.train[i] for i in picks]
+    else:
+        train_sets = [s for d in datasets for s in d.train]
+    splits = {"train": train_sets, "val": [s for d in datasets for s in d.val],
+              "test": [s for d in datasets for s in d.test]}
+    return Dataset(Path(dataset_dirs[0]), splits)
 
 
 def autocast_for(device: str):
@@ -163,15 +192,50 @@ def init_neutral(loss: nn.Module, init: str | None) -> None:
             loss.neutral.fill_(card.s_neu)
 
 
-def optimizer_for(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW; biases, LayerNorm weights and the scalar s_neu get no weight decay."""
-    decay, no_decay = [], []
+def optimizer_for(module: nn.Module, lr: float, weight_decay: float, backbone_lr_scale: float = 1.0
+                  ) -> torch.optim.Optimizer:
+    """AdamW; biases, LayerNorm weights and the scalar s_neu get no weight decay; the backbone's parameters
+    (``encoder.backbone.*``) learn at ``lr * backbone_lr_scale``, the others (s_neu, ...) at ``lr``."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in module.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+        decays = not (param.ndim < 2 or "norm" in name.lower())
+        in_backbone = backbone_lr_scale != 1.0 and name.startswith("encoder.backbone.")
+        groups.setdefault((decays, in_backbone), []).append(param)
+    return torch.optim.AdamW([{"params": params, "weight_decay": weight_decay if decays else 0.0,
+                               "lr": lr * (backbone_lr_scale if in_backbone else 1.0)}
+                              for (decays, in_backbone), params in sorted(groups.items(), reverse=True)], lr=lr)
+
+
+_LAYER = re.compile(r"(?:^|\.)(?:layer|block)\.(\d+)\.")
+_EMBEDDINGS = ("embeddings.", "shared.", "embed_tokens.")
+
+
+def freeze_lower_layers(backbone: nn.Module, layers: int) -> int:
+    """Freeze the embeddings and the lowest ``layers`` transformer layers of a BERT/T5 backbone (none for 0);
+    returns how many parameters were frozen."""
+    if layers <= 0:
+        return 0
+    frozen = 0
+    for name, param in backbone.named_parameters():
+        match = _LAYER.search(name)
+        if (match is not None and int(match.group(1)) < layers) or any(e in name for e in _EMBEDDINGS):
+            param.requires_grad_(False)
+            frozen += param.numel()
+    return frozen
+
+
+def wise_ft_average(finetuned: nn.Module, start: nn.Module, alpha: float) -> None:
+    """WiSE-FT (Wortsman et al., 2022): ``finetuned``'s floating weights become ALPHA * fine-tuned +
+    (1 - ALPHA) * ``start``'s, in place."""
+    start_state = start.state_dict()
+    done: set[int] = set()  # tied weights (T5's shared embeddings) appear under several names: average once
+    with torch.no_grad():
+        for name, tensor in finetuned.state_dict().items():
+            if tensor.is_floating_point() and tensor.data_ptr() not in done:
+                done.add(tensor.data_ptr())
+                tensor.copy_(alpha * tensor + (1.0 - alpha) * start_state[name].to(tensor.device, tensor.dtype))
 
 
 def train_step(module: nn.Module, encoder, sets: Sequence[EntitySet], optimizer: torch.optim.Optimizer,
@@ -228,12 +292,18 @@ def score_at(encoder, sets: Sequence[EntitySet], threshold: float, device: str, 
                           for s, m in zip(sets, sims, strict=True))
 
 
+#: Options added after runs were first saved, with the value an older run's progress stands for.
+_ADDED_OPTIONS: dict[str, Any] = {"mix": "proportional", "wise_ft": None, "freeze_layers": 0, "backbone_lr_scale": 1.0,
+                                  "selfsup_mix": 0.0}
+
+
 def check_out_dir(out_dir: Path, config_dict: dict[str, Any], *, force: bool) -> dict[str, Any] | None:
     """The progress to resume from, after checking ``out_dir`` may be written; None for a fresh start."""
     progress = read_progress(out_dir)
     if progress is not None:
         saved = progress.get("config", {})
-        differing = sorted(k for k in config_dict if k not in ("epochs", "device") and saved.get(k) != config_dict[k])
+        differing = sorted(k for k in config_dict if k not in ("epochs", "device")
+                           and saved.get(k, _ADDED_OPTIONS.get(k)) != config_dict[k])
         if differing and not force:
             raise TrainingError(
                 f"{out_dir} holds an interrupted run with other settings ({', '.join(differing)}); "
@@ -311,19 +381,21 @@ def _training_run(config: TrainConfig | PretrainConfig, out_dir: Path, callback:
         seed_everything(config.seed)
         encoder = build_encoder(config.encoder, init)
         loss = build_loss(config.loss)
+        freeze_lower_layers(encoder.backbone, getattr(config, "freeze_layers", 0))
         module = SetTrainingModule(encoder, loss).to(device)
-        optimizer = optimizer_for(module, config.lr, config.weight_decay)
+        optimizer = optimizer_for(module, config.lr, config.weight_decay, getattr(config, "backbone_lr_scale", 1.0))
         yield _Run(device, context, report, resume, encoder, loss, module, optimizer)
     finally:
         shutdown_distributed(context)
 
 
-def train(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None, *,
-          callback: Callback | None = None, force: bool = False) -> TrainResult:
+def train(dataset_dir: str | Path | Sequence[str | Path], out_dir: str | Path, config: TrainConfig | None = None,
+          *, callback: Callback | None = None, force: bool = False) -> TrainResult:
     """Fine-tune a set encoder on a labelled dataset folder and save the best epoch to ``out_dir``.
 
     Args:
-        dataset_dir: folder with train.jsonl, val.jsonl and test.jsonl (all labelled).
+        dataset_dir: folder with train.jsonl, val.jsonl and test.jsonl (all labelled), or several such folders,
+            mixed as ``config.mix`` says (see :func:`mixed_dataset`).
         out_dir: model folder to write; an interrupted run there is resumed.
         config: training options.
         callback: receives :class:`Progress` after every step and epoch (main process only).
@@ -333,8 +405,12 @@ def train(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | No
         The model folder, its card (validation and test scores, threshold) and the per-epoch history.
     """
     config = config or TrainConfig()
-    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
-    dataset = read_dataset(dataset_dir)
+    dataset_dirs = [Path(dataset_dir)] if isinstance(dataset_dir, str | Path) else [Path(d) for d in dataset_dir]
+    if not dataset_dirs:
+        raise TrainingError("no dataset folder given")
+    out_dir = Path(out_dir)
+    dataset = mixed_dataset(dataset_dirs, config.mix, config.seed)
+    dataset_dir = dataset_dirs[0] if len(dataset_dirs) == 1 else dataset_dirs
     train_sets = dataset.train[: config.limit_train] if config.limit_train else dataset.train
     with _training_run(config, out_dir, callback, force=force, init=config.init) as run:
         device, context, report = run.device, run.context, run.report
@@ -348,7 +424,8 @@ def train(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | No
             report(Progress("train", 0, 0, state["epoch"], config.epochs,
                             message=f"resuming after epoch {state['epoch']} of {config.epochs}"))
         trained = nn.parallel.DistributedDataParallel(module) if context.enabled else module
-        fingerprint = dataset_fingerprint(dataset_dir)
+        fingerprint = dataset_fingerprint(dataset_dirs)
+        selfsup = _SelfSupMix(config, train_sets, context.rank)
         steps_per_epoch = len(epoch_batches(train_sets, config.batch_size, config.seed, 0, context))
         total_steps = steps_per_epoch * config.epochs
         for epoch in range(state["epoch"] + 1, config.epochs + 1):
@@ -356,6 +433,8 @@ def train(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | No
             timer = _Timer(window=10**9)
             for step, sets in enumerate(epoch_batches(train_sets, config.batch_size, config.seed, epoch, context), 1):
                 timer.add(train_step(trained, encoder, sets, optimizer, device, config.grad_clip), len(sets))
+                if selfsup.draw(epoch, step):
+                    train_step(trained, encoder, selfsup.batch(), optimizer, device, config.grad_clip)
                 done = (epoch - 1) * steps_per_epoch + step
                 seconds_per_step = timer.elapsed / step
                 report(Progress("train", done, total_steps, epoch, config.epochs, loss=timer.mean_loss,
@@ -391,7 +470,7 @@ def train(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | No
                                 + (" (best so far)" if improved else "")))
             context.barrier()
         digest = weights_digest(module)
-        result = _finish(out_dir, dataset, device, config, report) if context.is_main else None
+        result = _finish(out_dir, dataset, dataset_dirs, device, config, report) if context.is_main else None
         context.barrier()
         result = result if result is not None else TrainResult(out_dir, read_card(out_dir))
         result.weights_digest = digest
@@ -399,9 +478,12 @@ def train(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | No
 
 
 def _card(config: TrainConfig | PretrainConfig, threshold: float, loss: nn.Module, scores: dict[str, float],
-          epoch: int | None, dataset_dir: Path | None, fingerprint: str | None, n_train: int, n_val: int,
+          epoch: int | None, dataset_dir: Path | list[Path] | None, fingerprint: str | None, n_train: int, n_val: int,
           n_test: int, history: list[dict[str, Any]], extra_data: dict[str, Any] | None = None) -> ModelCard:
-    data: dict[str, Any] = {"dataset": str(dataset_dir) if dataset_dir else None, "fingerprint": fingerprint,
+    several = isinstance(dataset_dir, list)
+    data: dict[str, Any] = {"dataset": str(dataset_dir[0] if several else dataset_dir) if dataset_dir else None,
+                            **({"datasets": [str(d) for d in dataset_dir], "mix": config.mix} if several else {}),
+                            "fingerprint": fingerprint,
                             "train_sets": n_train, "val_sets": n_val, "test_sets": n_test,
                             "init": getattr(config, "init", None)}
     data.update(extra_data or {})
@@ -418,14 +500,64 @@ def _init_backbone(init: str) -> str:
     return read_card(init).backbone
 
 
-def _finish(out_dir: Path, dataset, device: str, config: TrainConfig, report: Callback) -> TrainResult:
-    """Reload the best epoch, score the test split at its threshold, complete the card, drop the resume state."""
+class _SelfSupMix:
+    """``selfsup_mix``: after a supervised step, with probability P, a step on self-supervised sets made from the
+    training entities (a seeded draw per epoch and step, so a resumed run draws the same)."""
+
+    def __init__(self, config: TrainConfig, train_sets: Sequence[EntitySet], rank: int) -> None:
+        self.config = config
+        self.stream = (_batched(self_supervised_sets(entity_texts(train_sets), seed=config.seed * 1000 + 500 + rank),
+                                config.batch_size) if config.selfsup_mix > 0 else None)
+
+    def draw(self, epoch: int, step: int) -> bool:
+        if self.stream is None:
+            return False
+        return bool(np.random.default_rng([self.config.seed, epoch, step, 7]).random() < self.config.selfsup_mix)
+
+    def batch(self) -> list[EntitySet]:
+        assert self.stream is not None
+        return next(self.stream)
+
+
+def domain_fingerprints(encoder, sources: Sequence[tuple[str | None, Sequence[Sequence[str]]]], device: str,
+                        batch_size: int) -> list[dict[str, Any]]:
+    """One fingerprint per (source name, sets of texts) for the card (see :mod:`cactus.inference.domain`)."""
+    from cactus.inference.domain import model_fingerprint
+
+    return [model_fingerprint(encoder, sets, source=source, device=device, batch_size=batch_size)
+            for source, sets in sources if any(len(s) for s in sets)]
+
+
+def _apply_wise_ft(model, out_dir: Path, dataset, device: str, config: TrainConfig) -> dict[str, Any]:
+    """Average the best epoch's backbone with the starting one, save it, re-choose the threshold on validation."""
+    start = build_encoder(config.encoder, config.init)
+    wise_ft_average(model.encoder.backbone, start.backbone, config.wise_ft)
+    save_backbone(model.encoder, out_dir / BACKBONE_DIR)
+    threshold, scores = validate(model.encoder, dataset.val, device, config.eval_batch_size)
+    return {"threshold": threshold, "validation": scores}
+
+
+def _finish(out_dir: Path, dataset, dataset_dirs: Sequence[Path], device: str, config: TrainConfig,
+            report: Callback) -> TrainResult:
+    """Reload the best epoch (WiSE-FT-averaged when asked), score the test split at its threshold, store the
+    domain fingerprints, complete the card, drop the resume state."""
     from cactus.inference.model import ClusteringModel
 
     card = read_card(out_dir)
-    report(Progress("test", 1, 1, config.epochs, config.epochs, message="scoring the test split"))
     model = ClusteringModel.load(out_dir, device=device)
+    if config.wise_ft is not None and "wise_ft" not in card.training_data:
+        report(Progress("validate", 1, 1, config.epochs, config.epochs,
+                        message=f"averaging with the starting weights (WiSE-FT, alpha {config.wise_ft})"))
+        averaged = _apply_wise_ft(model, out_dir, dataset, device, config)
+        card.training_data["wise_ft"] = {"alpha": config.wise_ft, "fine_tuned_threshold": card.threshold,
+                                         "fine_tuned_validation": card.validation}
+        card.threshold, card.validation = averaged["threshold"], averaged["validation"]
+        write_card(out_dir, card)
+    report(Progress("test", 1, 1, config.epochs, config.epochs, message="scoring the test split"))
     card.test = score_at(model.encoder, dataset.test, card.threshold, device, config.eval_batch_size)
+    sources = ([(str(dataset_dirs[0]), [s.texts for s in dataset.train])] if len(dataset_dirs) == 1 else
+               [(str(d), [s.texts for s in read_dataset(d, ("train",)).train]) for d in dataset_dirs])
+    card.training_data["domains"] = domain_fingerprints(model.encoder, sources, device, config.eval_batch_size)
     state = read_progress(out_dir) or {}
     card.history = state.get("history", card.history)
     write_card(out_dir, card)
@@ -484,8 +616,11 @@ def pretrain(texts: Sequence[str], out_dir: str | Path, config: PretrainConfig |
             report(Progress("validate", config.steps, config.steps, message="choosing the threshold"))
             threshold, scores = validate(encoder, held_out, device, config.eval_batch_size)
             save_backbone(encoder, out_dir / BACKBONE_DIR)
+            chunks = [list(texts[i:i + 16]) for i in range(0, len(texts), 16)]
             card = _card(config, threshold, loss, scores, None, None, None, 0, len(held_out), 0, [],
-                         {"self_supervised": {"pool_texts": len(texts), "steps": config.steps, "source": source}})
+                         {"self_supervised": {"pool_texts": len(texts), "steps": config.steps, "source": source},
+                          "domains": domain_fingerprints(encoder, [(source, chunks)], device,
+                                                         config.eval_batch_size)})
             write_card(out_dir, card)
             clear_training_state(out_dir)
             report(Progress("done", config.steps, config.steps, metrics=scores,

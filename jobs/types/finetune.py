@@ -8,6 +8,11 @@ Parameters (JSON):
 ``train``        options of :class:`cactus.training.config.TrainConfig` (backbone, mode, loss, epochs, ...)
 ``pretrain``     options of :class:`cactus.training.config.PretrainConfig` (e.g. ``{"steps": 300}``) to
                  pretrain on self-supervised sets first, or null
+``init_model_id`` a registered model to start from instead of the backbone (not with ``pretrain``)
+``adapt``        with ``init_model_id``: when the dataset's texts are far from that model's training data (or
+                 the model has no fingerprint of it), first adapt it to them (``cactus adapt``: self-supervised
+                 steps with its source sets replayed, or this dataset's training sets when those are gone)
+``adapt_steps``  steps of that adaptation (default 200)
 ``human``        ``"reviewed"`` (default: human labels of reviewed sets only) or ``"any"``
 ``split_seed``   seed that assigns splits to sets that have none (default 0)
 ``activate``     make the new model the active one (default true)
@@ -43,6 +48,9 @@ class FinetuneParams:
     human: str = "reviewed"
     split_seed: int = 0
     activate: bool = True
+    init_model_id: int | None = None
+    adapt: bool = False
+    adapt_steps: int = 200
 
 
 def _options(cls_name: str, raw: Any, where: str) -> dict[str, Any]:
@@ -59,7 +67,8 @@ def _options(cls_name: str, raw: Any, where: str) -> dict[str, Any]:
 
 def parse_params(raw: Mapping[str, Any]) -> FinetuneParams:
     """Check the finetune job's parameters (see the module doc); training options are checked in full."""
-    known = {"dataset_id", "name", "train", "pretrain", "human", "split_seed", "activate"}
+    known = {"dataset_id", "name", "train", "pretrain", "human", "split_seed", "activate", "init_model_id", "adapt",
+             "adapt_steps"}
     refuse_unknown("finetune", raw, known)
     dataset_id = integer("finetune", raw, "dataset_id", required=True)
     train = _options("TrainConfig", raw.get("train", {}), "train")
@@ -79,7 +88,15 @@ def parse_params(raw: Mapping[str, Any]) -> FinetuneParams:
     if not is_int(seed):
         raise JobParamsError(f"finetune: split_seed must be an integer, got {seed!r}")
     activate = boolean("finetune", raw, "activate", True)
-    return FinetuneParams(dataset_id, train, pretrain, name.strip() if name else None, human, seed, activate)
+    init_model_id = integer("finetune", raw, "init_model_id")
+    adapt = boolean("finetune", raw, "adapt", False)
+    adapt_steps = integer("finetune", raw, "adapt_steps", default=200)
+    if adapt and init_model_id is None:
+        raise JobParamsError("finetune: adapt needs init_model_id, the model to adapt before training")
+    if init_model_id is not None and pretrain is not None:
+        raise JobParamsError("finetune: init_model_id and pretrain exclude each other")
+    return FinetuneParams(dataset_id, train, pretrain, name.strip() if name else None, human, seed, activate,
+                          init_model_id, adapt, adapt_steps)
 
 
 def relay(ctx: JobContext, phase_weight: tuple[float, float]):
@@ -131,7 +148,8 @@ def train_distributed(ctx: JobContext, data_dir: Path, model_dir: Path, options:
            "--progress-jsonl", str(progress_file)]
     flags = {"backbone": "--backbone", "mode": "--mode", "loss": "--loss", "epochs": "--epochs",
              "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed", "max_tokens": "--max-tokens",
-             "limit_train": "--limit-train"}
+             "limit_train": "--limit-train", "wise_ft": "--wise-ft", "freeze_layers": "--freeze-layers",
+             "backbone_lr_scale": "--backbone-lr-scale", "selfsup_mix": "--selfsup-mix"}
     for key, flag in flags.items():
         if options.get(key) is not None:
             cmd += [flag, str(options[key])]
@@ -152,6 +170,42 @@ def train_distributed(ctx: JobContext, data_dir: Path, model_dir: Path, options:
         time.sleep(1.0)
     if process.returncode != 0:
         raise TrainingError(f"distributed training exited with status {process.returncode}; see the log above")
+
+
+def adapt_first(ctx: JobContext, checkpoint: str, data_dir: Path, steps: int, report, source: str) -> str:
+    """The model folder to fine-tune from: ``checkpoint`` when the dataset's texts are close to its training data,
+    else a copy adapted to them in the work folder (kept for a resumed job)."""
+    from cactus.data import read_dataset
+    from cactus.inference.domain import check_shift, stored_domains
+    from cactus.inference.model import ClusteringModel
+    from cactus.training.adapt import adapt, source_datasets
+    from cactus.training.config import AdaptConfig
+    from cactus.training.trainer import entity_texts
+
+    adapted = ctx.work_dir / "adapted"
+    if (adapted / "card.json").is_file():
+        ctx.log("using the adaptation of the earlier attempt")
+        return str(adapted)
+    train_sets = read_dataset(data_dir, ("train",)).train
+    model = ClusteringModel.load(checkpoint)
+    if stored_domains(model.card.training_data):
+        shift = check_shift(model.encoder, [s.texts for s in train_sets], model.card.training_data,
+                            device=model.device)
+        if shift is not None and not shift.far:
+            ctx.log(f"the dataset's texts are close to the model's training data (cosine "
+                    f"{shift.embedding_cosine:.2f}, word overlap {shift.vocabulary_overlap:.0%}): no adaptation")
+            return checkpoint
+        ctx.log("the dataset's texts are far from the model's training data: adapting first")
+    else:
+        ctx.log("the model's card has no fingerprint of its training data: adapting first")
+    sources = source_datasets(model.card)
+    reachable = bool(sources) and all((f / "train.jsonl").is_file() and (f / "val.jsonl").is_file() for f in sources)
+    if not reachable:
+        ctx.log("the model's training data is not reachable here: replaying this dataset's training sets instead")
+    del model
+    adapt(checkpoint, entity_texts(train_sets), adapted, AdaptConfig(steps=steps),
+          replay=None if reachable else [data_dir], callback=report, force=True, source=source)
+    return str(adapted)
 
 
 def _finished_card(model_dir: Path):
@@ -189,6 +243,15 @@ def run(ctx: JobContext, params: FinetuneParams) -> dict[str, Any]:
         pretrain(texts, pre_dir, config_from_dict(PretrainConfig, params.pretrain),
                  callback=relay(ctx, (0.0, pretrain_share)), source=f"dataset {dataset.name} (train split)")
         init = str(pre_dir)
+    if params.init_model_id is not None:
+        from db.registry import get_model
+
+        with ctx.session() as session:
+            init = get_model(session, params.init_model_id).checkpoint
+        if params.adapt:
+            pretrain_share = 0.3
+            init = adapt_first(ctx, init, data_dir, params.adapt_steps, relay(ctx, (0.0, pretrain_share)),
+                               f"dataset {dataset.name} (train split)")
     report = relay(ctx, (pretrain_share, 1.0 - pretrain_share))
     gpus = gpu_count()
     finished = _finished_card(model_dir) if ctx.resumed else None

@@ -122,6 +122,8 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
                          max_batch_tokens=params.max_batch_tokens)
         ctx.log(f"{len(book)} cluster names from {len(book_ids)} named set(s) of the dataset")
 
+    warning = domain_warning(ctx, clustering_model, chosen)
+
     def stored_sets() -> Iterator[EntitySet]:
         """The chosen sets, read from the store a window at a time; a set's id is its store id."""
         for start in range(0, len(chosen), DEFAULT_WINDOW):
@@ -150,7 +152,26 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
     options = StreamOptions(threshold=threshold, max_batch_tokens=params.max_batch_tokens, namer=set_namer(book),
                             with_uncertainty=True)
     predict_stream(clustering_model.encoder, stored_sets(), pending.append, options, progress=store_window)
-    return {"sets": stored, "model_id": model.id, "threshold": threshold, "threshold_source": source}
+    return {"sets": stored, "model_id": model.id, "threshold": threshold, "threshold_source": source,
+            **({"domain_warning": warning} if warning else {})}
+
+
+def domain_warning(ctx: JobContext, clustering_model, set_ids: list[int]) -> str | None:
+    """Compare a sample of the sets with the model's training data; log and return the warning when far."""
+    from cactus.inference.domain import check_shift, sample_sets, shift_warning, stored_domains
+    from db.sets import load_entity_sets
+
+    if not stored_domains(clustering_model.card.training_data):
+        return None
+    picked = [ids[0] for ids in sample_sets([[i] for i in set_ids])]
+    with ctx.session() as session:
+        loaded = load_entity_sets(session, picked)
+    texts = [loaded[i].texts for i in picked]
+    warning = shift_warning(check_shift(clustering_model.encoder, texts, clustering_model.card.training_data,
+                                        device=clustering_model.device))
+    if warning:
+        ctx.log(f"warning: {warning}")
+    return warning
 
 
 JOB_TYPE = JobType(name="predict", summary="a model clusters a dataset's sets", run=run, parse_params=parse_params)

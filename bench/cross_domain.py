@@ -1,0 +1,151 @@
+"""Cross-domain table in the style of the paper's Table A1 (issue 14): does a fine-tuned model travel?
+
+For each dataset of the shared development data (``../shared/data``: amazon_toys_dev, banking77, clinc150,
+instacart) the script builds labelled sets (``cactus make-sets``' taxonomy builder, ``--sets`` sets per dataset,
+split 60/20/20 with disjoint entities), then for every training source (each dataset, and with ``--with-mix`` the
+equal mix of all the others) and every seed trains
+
+- ``NIA ft``: MiniLM fine-tuned without inter-entity attention,
+- ``SIA ft``: MiniLM fine-tuned with SIA (the project's default),
+- ``SIA ft + adapted``: the SIA model adapted (``cactus adapt``: self-supervised steps on the target's unlabelled
+  training texts, with the source's labelled sets replayed) to each target it was not trained on,
+
+and scores each on every dataset's test split at the model's own threshold, beside the best frozen baseline
+(best AMI of K-Means / Spectral / Agglomerative on frozen MiniLM, same test sets, same run). Extra training
+options (``--train-option wise_ft=0.5``, any TrainConfig option) compare robustness variants.
+
+Prints one JSON object per (source, target, row) with AMI mean and spread over seeds, then the table as Markdown.
+
+    python bench/cross_domain.py --quick              # 2 datasets, 60 sets each, 1 seed, 1 epoch (CPU, ~20 min)
+    python bench/cross_domain.py --seeds 0 1 2 --with-mix
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cactus.data import read_dataset, read_entities, write_dataset
+from cactus.data.builder import BuilderConfig, build_taxonomy_sets
+from cactus.encoders.config import EncoderConfig
+from cactus.evaluation.baselines import run_baselines
+from cactus.inference.embedding import frozen_embedder
+from cactus.inference.model import ClusteringModel
+from cactus.training.adapt import adapt
+from cactus.training.config import AdaptConfig, TrainConfig, config_from_dict, config_options
+from cactus.training.trainer import entity_texts, score_at, train
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ALL = ("amazon_toys_dev", "banking77", "clinc150", "instacart")
+QUICK = ("amazon_toys_dev", "banking77")
+
+
+def build_sets(data: Path, name: str, sets: int, out: Path) -> Path:
+    """``sets`` labelled sets of dataset ``name`` in ``out/name`` (built once, kept; never committed)."""
+    folder = out / name
+    if not (folder / "test.jsonl").is_file():
+        entities = read_entities(data / name / "entities.jsonl").entities
+        report = build_taxonomy_sets(entities, BuilderConfig(sets=sets, kmax=6, smax=5, seed=0))
+        write_dataset(folder, report.splits)
+    return folder
+
+
+def best_baseline(folder: Path, embed) -> dict[str, Any]:
+    rows = run_baselines(read_dataset(folder), embed)["rows"]
+    best = max(rows, key=lambda r: r["AMI"])
+    return {"method": best["method"], "AMI": best["AMI"]}
+
+
+def scores_on(model_dir: Path, targets: dict[str, Path], device: str | None) -> dict[str, float]:
+    model = ClusteringModel.load(model_dir, device=device)
+    return {name: score_at(model.encoder, read_dataset(folder, ("test",)).test, model.threshold, model.device,
+                           16)["AMI"] for name, folder in targets.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
+    parser.add_argument("--work", type=Path, default=Path("runs/cross_domain"), help="sets and models go here")
+    parser.add_argument("--datasets", nargs="+", choices=ALL, help="default: all four (two with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 datasets, 60 sets each, 1 seed, 1 epoch, 20 adaptation steps")
+    parser.add_argument("--sets", type=int, default=300, help="sets per dataset, all splits (default 300)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--adapt-steps", type=int, default=100)
+    parser.add_argument("--with-mix", action="store_true", help="also train on the equal mix of the other datasets")
+    parser.add_argument("--train-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra TrainConfig option for the trained rows (JSON value), e.g. wise_ft=0.5")
+    parser.add_argument("--device")
+    args = parser.parse_args()
+    if args.quick:
+        args.datasets = args.datasets or list(QUICK)
+        args.sets, args.seeds, args.epochs, args.adapt_steps = min(args.sets, 60), args.seeds[:1], 1, 20
+    names = args.datasets or list(ALL)
+    extra = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.train_option)}
+    started = time.perf_counter()
+    folders = {name: build_sets(args.data, name, args.sets, args.work / "sets") for name in names}
+    embed = frozen_embedder("minilm", device=args.device, show_progress=False)
+    baselines = {name: best_baseline(folder, embed) for name, folder in folders.items()}
+    sources: dict[str, list[Path]] = {name: [folder] for name, folder in folders.items()}
+    if args.with_mix:
+        for name in names:
+            sources[f"mix without {name}"] = [f for other, f in folders.items() if other != name]
+    results: dict[tuple[str, str, str], list[float]] = {}
+    for source, train_dirs in sources.items():
+        for seed in args.seeds:
+            for mode in ("nia", "sia"):
+                config = config_from_dict(TrainConfig, {
+                    **config_options(TrainConfig(encoder=EncoderConfig(mode=mode), epochs=args.epochs, seed=seed,
+                                                 device=args.device, mix="equal")), **extra})
+                out = args.work / "models" / f"{source.replace(' ', '_')}-{mode}-s{seed}"
+                train(train_dirs[0] if len(train_dirs) == 1 else train_dirs, out, config, force=True)
+                for target, ami in scores_on(out, folders, args.device).items():
+                    results.setdefault((source, target, f"{mode.upper()} ft"), []).append(ami)
+                if mode != "sia":
+                    continue
+                for target, folder in folders.items():
+                    if folder in train_dirs:
+                        continue
+                    adapted = out.with_name(out.name + f"-to-{target}")
+                    texts = entity_texts(read_dataset(folder, ("train",)).train)
+                    adapt(out, texts, adapted, AdaptConfig(steps=args.adapt_steps, seed=seed, device=args.device),
+                          force=True, source=target)
+                    ami = scores_on(adapted, {target: folder}, args.device)[target]
+                    results.setdefault((source, target, "SIA ft + adapted"), []).append(ami)
+                    shutil.rmtree(adapted / "backbone", ignore_errors=True)
+    rows = []
+    for source in sources:
+        for target in names:
+            base = baselines[target]
+            rows.append({"train": source, "test": target, "row": f"frozen {base['method']}", "AMI": base["AMI"],
+                         "sd": 0.0, "seeds": 0})
+            for label in ("NIA ft", "SIA ft", "SIA ft + adapted"):
+                values = results.get((source, target, label))
+                if values:
+                    rows.append({"train": source, "test": target, "row": label, "AMI": float(np.mean(values)),
+                                 "sd": float(np.std(values)), "seeds": len(values)})
+    for row in rows:
+        print(json.dumps(row))
+    minutes = (time.perf_counter() - started) / 60
+    print(json.dumps({"datasets": names, "sets": args.sets, "seeds": args.seeds, "epochs": args.epochs,
+                      "adapt_steps": args.adapt_steps, "train_options": extra, "minutes": round(minutes, 1),
+                      "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}"
+                      }))
+    print("\n| train on | test on | row | AMI (mean ± sd over seeds) |\n|---|---|---|---|")
+    for row in rows:
+        spread = f" ± {row['sd']:.3f}" if row["seeds"] > 1 else ""
+        print(f"| {row['train']} | {row['test']} | {row['row']} | {row['AMI']:.3f}{spread} |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
