@@ -186,8 +186,9 @@ def predict_ray(run: RayRun) -> int:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
-        # Ray lists the input files from several threads, which import this module at once on a first run; one
-        # of them then finds it half-imported and the read fails with an ImportError. Import it here first.
+        # Ray lists the input files from several threads, which import this module at once on a first run; without
+        # aiohttp (a dependency of the ray extra) its import fails and another thread can find it half-imported,
+        # an ImportError Ray does not catch. Import it here first, once.
         with contextlib.suppress(ImportError):
             import fsspec.implementations.http  # noqa: F401
         if input_format == "jsonl":
