@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -103,6 +104,52 @@ def bucket_lengths(lengths: Sequence[int] | np.ndarray, max_buckets: int = MAX_B
     return bucket_of_value[np.searchsorted(values, lengths)]
 
 
+class _Flat(NamedTuple):
+    """Tokenized sets flattened set-major: per entity and per real token, where it comes from."""
+
+    sizes: np.ndarray  # (B,) entities per set
+    ent_len: np.ndarray  # (E,) tokens per entity
+    ent_set: np.ndarray  # (E,) set of each entity
+    ent_slot: np.ndarray  # (E,) slot of each entity within its set
+    tokens: np.ndarray  # (tokens,) every real token id, entity after entity
+    tok_ent: np.ndarray  # (tokens,) input-order entity of each real token
+    tok_pos: np.ndarray  # (tokens,) position of each real token in its entity
+
+
+def _flatten(token_ids: Sequence[Sequence[Sequence[int]]]) -> _Flat:
+    sizes = np.array([len(s) for s in token_ids], dtype=np.int64)
+    flat = [list(map(int, e)) for s in token_ids for e in s]
+    ent_len = np.array([len(e) for e in flat], dtype=np.int64)
+    ent_set = np.repeat(np.arange(len(sizes)), sizes)
+    ent_slot = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    tokens = np.fromiter((t for e in flat for t in e), dtype=np.int64, count=int(ent_len.sum()))
+    tok_ent = np.repeat(np.arange(len(flat)), ent_len)
+    tok_pos = np.arange(len(tokens)) - np.repeat(np.cumsum(ent_len) - ent_len, ent_len)
+    return _Flat(sizes, ent_len, ent_set, ent_slot, tokens, tok_ent, tok_pos)
+
+
+def _set_view(f: _Flat, tok_row: np.ndarray, n_sets: int, S: int, T: int) -> dict[str, Tensor]:
+    """The per-set view of the tokens used by the summary part of SIA (entity layout), ``n_sets`` x ``S`` slots.
+
+    Rows of ``T`` that hold no real token (bucket padding, unused rows) read position 0 of the flattened view: any
+    finite row, never used.
+    """
+    set_tokens = np.bincount(f.ent_set, weights=f.ent_len, minlength=n_sets).astype(np.int64)  # (n_sets,)
+    tok_set = f.ent_set[f.tok_ent]
+    tok_col = np.arange(len(f.tokens)) - (np.cumsum(set_tokens) - set_tokens)[tok_set]  # position in its set
+    set_token_index = np.full((n_sets, S), T, dtype=np.int64)
+    set_token_index[tok_set, tok_col] = tok_row
+    set_token_entity = np.full((n_sets, S), -1, dtype=np.int64)
+    set_token_entity[tok_set, tok_col] = f.ent_slot[f.tok_ent]
+    token_set_pos = np.zeros(T, dtype=np.int64)
+    token_set_pos[tok_row] = tok_set * S + tok_col
+    return {
+        "set_token_index": torch.from_numpy(set_token_index),
+        "set_token_entity": torch.from_numpy(set_token_entity),
+        "token_set_pos": torch.from_numpy(token_set_pos),
+    }
+
+
 def pack(
     token_ids: Sequence[Sequence[Sequence[int]]],
     *,
@@ -122,15 +169,9 @@ def pack(
     """
     if layout not in ("entity", "set"):
         raise ValueError(f"layout must be 'entity' or 'set', got {layout!r}")
-    sizes = np.array([len(s) for s in token_ids], dtype=np.int64)  # (B,)
+    f = _flatten(token_ids)
+    sizes, ent_len, ent_set, ent_slot, tokens, tok_ent, tok_pos = f
     B, N = len(sizes), int(sizes.max())
-    flat = [list(map(int, e)) for s in token_ids for e in s]  # entities in input order (set-major)
-    ent_len = np.array([len(e) for e in flat], dtype=np.int64)  # (E,)
-    ent_set = np.repeat(np.arange(B), sizes)  # (E,) set of each entity
-    ent_slot = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)  # (E,) slot within its set
-    tokens = np.fromiter((t for e in flat for t in e), dtype=np.int64, count=int(ent_len.sum()))
-    tok_ent = np.repeat(np.arange(len(flat)), ent_len)  # input-order entity of each real token
-    tok_pos = np.arange(len(tokens)) - np.repeat(np.cumsum(ent_len) - ent_len, ent_len)  # position in entity
 
     if layout == "entity":
         seg_len = ent_len
@@ -163,7 +204,7 @@ def pack(
     position_ids = np.concatenate([np.tile(np.arange(length), count) for _, count, length in segments])
     position_ids[tok_row] = tok_pos
     # Entity rows follow the packed order of the entities' first tokens (bucket order in the entity layout).
-    E = len(flat)
+    E = len(ent_len)
     first_row = tok_row[np.cumsum(ent_len) - ent_len]  # (E,)
     ent_row = np.empty(E, dtype=np.int64)
     ent_row[np.argsort(first_row, kind="stable")] = np.arange(E)
@@ -177,22 +218,8 @@ def pack(
 
     extra = {}
     if layout == "entity":
-        # The per-set view of the tokens, used by the summary part of SIA.
-        set_tokens = np.bincount(ent_set, weights=ent_len, minlength=B).astype(np.int64)  # (B,)
-        S = int(set_tokens.max())
-        tok_set = ent_set[tok_ent]
-        tok_col = np.arange(len(tokens)) - np.repeat(np.cumsum(set_tokens) - set_tokens, set_tokens)
-        set_token_index = np.full((B, S), T, dtype=np.int64)
-        set_token_index[tok_set, tok_col] = tok_row
-        set_token_entity = np.full((B, S), -1, dtype=np.int64)
-        set_token_entity[tok_set, tok_col] = ent_slot[tok_ent]
-        token_set_pos = np.zeros(T, dtype=np.int64)  # bucket padding rows read any finite row; never used
-        token_set_pos[tok_row] = tok_set * S + tok_col
-        extra = {
-            "set_token_index": torch.from_numpy(set_token_index),
-            "set_token_entity": torch.from_numpy(set_token_entity),
-            "token_set_pos": torch.from_numpy(token_set_pos),
-        }
+        S = int(np.bincount(ent_set, weights=ent_len, minlength=B).max())  # tokens of the largest set
+        extra = _set_view(f, tok_row, B, S, T)
     return SetBatch(
         layout=layout,
         sizes=tuple(int(n) for n in sizes),
@@ -239,16 +266,11 @@ def pack_fixed(
     if sizes.min() < 1 or sizes.max() > entities:
         raise ValueError(f"set sizes {sizes.min()}..{sizes.max()} do not fit a bucket of {entities} entities")
     E, T, S = sets * entities, sets * entities * length, entities * length
-    flat = [list(map(int, e)) for s in token_ids for e in s]
-    ent_len = np.array([len(e) for e in flat], dtype=np.int64)
+    f = _flatten(token_ids)
+    _, ent_len, ent_set, ent_slot, tokens, tok_ent, tok_pos = f
     if ent_len.min() < 1 or ent_len.max() > length:
         raise ValueError(f"entity lengths {ent_len.min()}..{ent_len.max()} do not fit a bucket of {length} tokens")
-    ent_set = np.repeat(np.arange(B), sizes)  # (real entities,)
-    ent_slot = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     ent_row = ent_set * entities + ent_slot  # entity row of each real entity
-    tokens = np.fromiter((t for e in flat for t in e), dtype=np.int64, count=int(ent_len.sum()))
-    tok_ent = np.repeat(np.arange(len(flat)), ent_len)
-    tok_pos = np.arange(len(tokens)) - np.repeat(np.cumsum(ent_len) - ent_len, ent_len)
     tok_row = ent_row[tok_ent] * length + tok_pos  # packed row of each real token
 
     input_ids = np.full(T, pad_id, dtype=np.int64)
@@ -264,15 +286,6 @@ def pack_fixed(
     entity_index = np.full((sets, entities), E, dtype=np.int64)
     entity_index[ent_set, ent_slot] = ent_row
     entity_mask = entity_index < E
-    set_tokens = np.bincount(ent_set, weights=ent_len, minlength=sets).astype(np.int64)  # (sets,)
-    tok_set = ent_set[tok_ent]
-    tok_col = np.arange(len(tokens)) - np.repeat(np.cumsum(set_tokens[:B]) - set_tokens[:B], set_tokens[:B])
-    set_token_index = np.full((sets, S), T, dtype=np.int64)
-    set_token_index[tok_set, tok_col] = tok_row
-    set_token_entity = np.full((sets, S), -1, dtype=np.int64)
-    set_token_entity[tok_set, tok_col] = ent_slot[tok_ent]
-    token_set_pos = np.zeros(T, dtype=np.int64)  # unused rows read any finite row; never used
-    token_set_pos[tok_row] = tok_set * S + tok_col
     return SetBatch(
         layout="entity",
         sizes=tuple(int(n) for n in sizes),
@@ -284,7 +297,5 @@ def pack_fixed(
         entity_lengths=torch.from_numpy(entity_lengths),
         entity_index=torch.from_numpy(entity_index),
         entity_mask=torch.from_numpy(entity_mask),
-        set_token_index=torch.from_numpy(set_token_index),
-        set_token_entity=torch.from_numpy(set_token_entity),
-        token_set_pos=torch.from_numpy(token_set_pos),
+        **_set_view(f, tok_row, sets, S, T),
     )
