@@ -4,6 +4,8 @@
 ``app_env``: a fresh store and environment for the app under test (see :func:`tests.app_helpers.fresh_app_store`).
 ``tiny_model`` / ``tiny_bert``: a tiny trained model folder and a tiny random BERT folder, made once per session.
 ``oidc_provider``: a real OpenID Connect provider (``oidc-provider-mock``) on a local port, started once per session.
+``job_types_for_tests``: the job queue also knows the ``test.steps`` job type (modules use it through ``pytestmark``).
+``workers``: worker processes a test starts; any still running, or frozen, at its end are killed.
 Imports happen inside the fixtures, so test modules that use none of them load neither Streamlit nor the store.
 """
 
@@ -49,3 +51,20 @@ def oidc_provider():
 
     with run_server_in_thread(port=0) as server:  # stops (and frees its port) when the session ends
         yield f"http://127.0.0.1:{server.server_port}"
+
+
+@pytest.fixture
+def job_types_for_tests(monkeypatch):
+    from jobs.types import PLUGINS_ENV
+
+    monkeypatch.setenv(PLUGINS_ENV, "tests.jobs_helpers_types")
+
+
+@pytest.fixture
+def workers():
+    started: list = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)

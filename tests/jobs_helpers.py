@@ -245,3 +245,12 @@ def freeze(process: subprocess.Popen, url: str, job_id: int) -> None:
         os.kill(process.pid, signal.SIGCONT)
         time.sleep(0.05)
     raise AssertionError("the worker held the store's lock at every try; cannot freeze it cleanly")
+
+
+def job(url: str, job_id: int):
+    """Job ``job_id`` of the store at ``url`` as it is now (a :class:`jobs.queue.JobInfo`)."""
+    from db import session_scope
+    from jobs.queue import get_job
+
+    with session_scope(url, readonly=True) as session:
+        return get_job(session, job_id)

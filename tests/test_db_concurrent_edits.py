@@ -38,7 +38,6 @@ from db import (
 )
 from db.edits import edit_stacks
 from jobs.queue import cancel, enqueue, get_job
-from jobs.types import PLUGINS_ENV
 from tests.jobs_helpers import REPO, make_set, start_worker, wait_for, worker_env
 
 EDITORS = 4
@@ -93,9 +92,7 @@ def edit_loop(url: str, set_id: int | str, who: str, go: str, out: str) -> None:
             log.write(json.dumps(record) + "\n")
 
 
-@pytest.fixture(autouse=True)
-def _test_job_types(monkeypatch):
-    monkeypatch.setenv(PLUGINS_ENV, "tests.jobs_helpers_types")
+pytestmark = pytest.mark.usefixtures("job_types_for_tests")
 
 
 def test_four_editors_and_a_worker_at_once_no_stale_edit_accepted_none_lost(store_url, tmp_path):

@@ -38,11 +38,7 @@ def finished_job(session, status: str):
     return job
 
 
-@pytest.fixture(autouse=True)
-def _test_job_types(monkeypatch):
-    from jobs.types import PLUGINS_ENV
-
-    monkeypatch.setenv(PLUGINS_ENV, "tests.jobs_helpers_types")
+pytestmark = pytest.mark.usefixtures("job_types_for_tests")
 
 
 def test_gc_lists_then_removes_the_folders_of_failed_cancelled_and_unknown_jobs(store_url, tmp_path, capsys):

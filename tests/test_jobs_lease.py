@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from datetime import timedelta
 
@@ -22,12 +21,12 @@ from db.models import ClusteringRow, JobRow
 from db.types import utcnow
 from jobs import claims
 from jobs.base import JobContext, LeaseLost
-from jobs.queue import JobInfo, cancel, enqueue, get_job
-from jobs.types import PLUGINS_ENV
+from jobs.queue import cancel, enqueue
 from tests.jobs_helpers import (
     alive,
     child_pids,
     freeze,
+    job,
     job_folder,
     make_set,
     start_worker,
@@ -36,26 +35,7 @@ from tests.jobs_helpers import (
     wait_for,
 )
 
-
-@pytest.fixture(autouse=True)
-def _test_job_types(monkeypatch):
-    monkeypatch.setenv(PLUGINS_ENV, "tests.jobs_helpers_types")
-
-
-@pytest.fixture
-def workers():
-    """Worker processes started by a test; any still running (or frozen) at the end are killed."""
-    started: list[subprocess.Popen] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-
-
-def job(url: str, job_id: int) -> JobInfo:
-    with session_scope(url, readonly=True) as session:
-        return get_job(session, job_id)
+pytestmark = pytest.mark.usefixtures("job_types_for_tests")
 
 
 def queue(url: str, params: dict, **kw) -> int:

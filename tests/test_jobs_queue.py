@@ -14,10 +14,7 @@ from jobs.base import JobParamsError
 from jobs.queue import cancel, enqueue, get_job, list_jobs, retry
 from jobs.types import PLUGINS_ENV, get_job_type, job_types
 
-
-@pytest.fixture(autouse=True)
-def _test_job_types(monkeypatch):
-    monkeypatch.setenv(PLUGINS_ENV, "tests.jobs_helpers_types")
+pytestmark = pytest.mark.usefixtures("job_types_for_tests")
 
 
 def test_registry_has_the_builtin_types_and_plugins(monkeypatch):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 
 import pytest
@@ -17,31 +16,11 @@ from sqlalchemy import func, select
 from db import add_clustering, create_dataset, delete_dataset, get_set, import_sets, list_sets, session_scope
 from db.models import ClusteringRow, JobRow
 from db.types import utcnow
-from jobs.queue import JobInfo, cancel, enqueue, get_job
-from jobs.types import PLUGINS_ENV
+from jobs.queue import JobInfo, cancel, enqueue
 from tests.fake_anthropic import FakeAnthropic, cluster_by_first_word, slow
-from tests.jobs_helpers import child_pids, job_folder, make_set, start_worker, steps_run_twice, wait_for
+from tests.jobs_helpers import child_pids, job, job_folder, make_set, start_worker, steps_run_twice, wait_for
 
-
-@pytest.fixture(autouse=True)
-def _test_job_types(monkeypatch):
-    monkeypatch.setenv(PLUGINS_ENV, "tests.jobs_helpers_types")
-
-
-@pytest.fixture
-def workers():
-    """Worker processes started by a test; any still running at the end are killed."""
-    started: list[subprocess.Popen] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-
-
-def job(url: str, job_id: int) -> JobInfo:
-    with session_scope(url, readonly=True) as session:
-        return get_job(session, job_id)
+pytestmark = pytest.mark.usefixtures("job_types_for_tests")
 
 
 def wait_until_stale(url: str, job_id: int) -> None:
