@@ -44,7 +44,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -535,3 +535,22 @@ def _user_text(body: dict[str, Any] | None) -> str:
         if isinstance(content, list):
             return "".join(b.get("text", "") for b in content if isinstance(b, dict))
     return ""
+
+
+def teacher_test_env(monkeypatch: Any, key: str) -> None:
+    """The environment of a teacher CLI test: API key ``key``, no model, cache or auth overrides from the caller's
+    shell, the base URL on a closed port (never the real API), and only the ``label`` command registered."""
+    import cactus.cli
+
+    for name in ("CACTUS_TEACHER_MODEL", "CACTUS_CACHE_DIR", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(cactus.cli, "COMMANDS", ("label",))  # the other commands' imports are not under test
+
+
+def serve_fake(monkeypatch: Any) -> Iterator[FakeAnthropic]:
+    """A running :class:`FakeAnthropic` that ``ANTHROPIC_BASE_URL`` points to (for ``yield from`` in a fixture)."""
+    with FakeAnthropic() as fake:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+        yield fake

@@ -21,7 +21,7 @@ from cactus.data import Entity, EntitySet, read_sets, write_sets
 from cactus.teacher import TeacherConfig, TeacherError, label_sets, summarize
 from cactus.teacher.batches import BatchOptions, cancel_batches, label_sets_batched
 from cactus.teacher.cache import ReplyCache
-from tests.fake_anthropic import FakeAnthropic, error, expired
+from tests.fake_anthropic import FakeAnthropic, error, expired, serve_fake, teacher_test_env
 
 KEY = "sk-ant-test-batches-0123456789-SECRET"
 REPO = Path(__file__).resolve().parents[1]
@@ -30,18 +30,12 @@ CLI = "import sys, cactus.cli as c; c.COMMANDS = ('label',); sys.exit(c.main(sys
 
 @pytest.fixture(autouse=True)
 def env(monkeypatch):
-    for name in ("CACTUS_TEACHER_MODEL", "CACTUS_CACHE_DIR", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # never the real API from a test
-    monkeypatch.setattr(cactus.cli, "COMMANDS", ("label",))
+    teacher_test_env(monkeypatch, KEY)
 
 
 @pytest.fixture
 def server(monkeypatch):
-    with FakeAnthropic() as fake:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
-        yield fake
+    yield from serve_fake(monkeypatch)
 
 
 def make_sets(n: int) -> list[EntitySet]:

@@ -15,7 +15,7 @@ import pytest
 
 import cactus.cli
 from cactus.data import Entity, EntitySet, read_sets, write_sets
-from tests.fake_anthropic import FakeAnthropic, cluster_by_first_word, error, slow, text
+from tests.fake_anthropic import FakeAnthropic, cluster_by_first_word, error, serve_fake, slow, teacher_test_env, text
 
 KEY = "sk-ant-test-cli-0123456789-SECRET"
 REPO = Path(__file__).resolve().parents[1]
@@ -23,19 +23,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def env(monkeypatch):
-    for name in ("CACTUS_TEACHER_MODEL", "CACTUS_CACHE_DIR", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # never the real API from a test
-    # only this command: the others' imports are not under test here
-    monkeypatch.setattr(cactus.cli, "COMMANDS", ("label",))
+    teacher_test_env(monkeypatch, KEY)
 
 
 @pytest.fixture
 def server(monkeypatch):
-    with FakeAnthropic() as fake:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
-        yield fake
+    yield from serve_fake(monkeypatch)
 
 
 def write_input(path: Path, n: int) -> Path:
