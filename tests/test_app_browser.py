@@ -10,9 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,26 +18,21 @@ import pytest
 
 from cactus.training.checkpoint import read_card
 from db import active_model, edit_history, find_dataset, get_set, list_models, list_sets, register_model, session_scope
-from tests.app_helpers import free_port, tiny_sets_jsonl, wait_until_serving
+from tests.app_helpers import free_port, tiny_sets_jsonl
+from tests.browser_helpers import CHROMIUM, LAUNCH_ARGS, STEP_S, empty, read, require_chromium, running_app
 from tests.fake_anthropic import FakeAnthropic
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 OUT = REPO / "test-output" / "browser"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-STEP_S = 60_000  # ms: one page action and the rerun it causes, on a busy 2-core machine
 JOB_S = 240_000  # ms: a job from queue to "succeeded" (the tiny fine-tune, with the worker's torch import)
 
 
 @pytest.fixture
 def workbench(tmp_path: Path, tiny_model: Path, tiny_bert: Path) -> Iterator[dict]:
     """`cactus app` with its worker on a fresh store holding one active tiny model; the teacher is a local fake."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to run the browser "
-                    "test; .ci/run does")
+    require_chromium()
     url = f"sqlite:///{tmp_path / 'store.db'}"
     model_dir = tiny_model
     card = read_card(model_dir)
@@ -54,36 +46,20 @@ def workbench(tmp_path: Path, tiny_model: Path, tiny_bert: Path) -> Iterator[dic
                "ANTHROPIC_BASE_URL": teacher.url, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "CACTUS_AUTHOR": "browser"}
         env.pop("CACTUS_JOB_TYPES", None)
-        log = (tmp_path / "app.log").open("wb")
-        app = subprocess.Popen([sys.executable, "-m", "cactus", "app", "--no-demo", "--port", str(port), "--address",
-                                "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
         try:
-            wait_until_serving(port, app, tmp_path / "app.log")
-            yield {"url": url, "base": f"http://127.0.0.1:{port}", "tmp": tmp_path, "teacher": teacher,
-                   "bert": tiny_bert}
+            with running_app(["--no-demo", "--address", "127.0.0.1"], env, port, tmp_path):
+                yield {"url": url, "base": f"http://127.0.0.1:{port}", "tmp": tmp_path, "teacher": teacher,
+                       "bert": tiny_bert}
         finally:
-            app.send_signal(signal.SIGTERM)
-            try:
-                app.wait(60)
-            except subprocess.TimeoutExpired:
-                app.kill()
-            log.close()
             if OUT.exists():  # the app's and the worker's output, beside the screenshots
                 shutil.copy(tmp_path / "app.log", OUT / "app.log")
-
-
-def read(url: str, action):
-    with session_scope(url, readonly=True) as session:
-        return action(session)
 
 
 def test_upload_review_correct_train_and_activate(workbench):
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import expect, sync_playwright
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    for old in OUT.glob("*.png"):
-        old.unlink()
+    empty(OUT)
     url, base, tmp = workbench["url"], workbench["base"], workbench["tmp"]
     sets_file = tmp / "browser-sets.jsonl"
     sets_file.write_bytes(tiny_sets_jsonl(tmp / "ds"))

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,16 +16,13 @@ import pytest
 
 from db import add_user, edit_history, get_set, session_scope
 from jobs.queue import list_jobs
-from tests.app_helpers import free_port, seed_store, wait_until_serving
+from tests.app_helpers import free_port, seed_store
+from tests.browser_helpers import CHROMIUM, LAUNCH_ARGS, STEP_S, empty, read, require_chromium, running_app
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 OUT = REPO / "test-output" / "browser-login"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-STEP_S = 60_000  # ms: one page action and the rerun it causes, on a busy 2-core machine
 
 
 def secrets_toml(port: int, provider: str) -> str:
@@ -41,9 +35,7 @@ def secrets_toml(port: int, provider: str) -> str:
 @pytest.fixture
 def workbench(tmp_path: Path, oidc_provider: str) -> Iterator[dict]:
     """`cactus app` with login on a store with the tiny dataset, an annotator and a viewer."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to run the browser "
-                    "test; .ci/run does")
+    require_chromium()
     url = f"sqlite:///{tmp_path / 'store.db'}"
     seeded = seed_store(url, tmp_path / "ds", predict=False)
     with session_scope(url) as session:
@@ -57,33 +49,15 @@ def workbench(tmp_path: Path, oidc_provider: str) -> Iterator[dict]:
            "ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "CACTUS_AUTHOR": "not-the-signed-in-user", "CACTUS_ADMIN": "boss@example.org"}
     env.pop("CACTUS_JOB_TYPES", None)
-    log = (tmp_path / "app.log").open("wb")
     # no worker: a job that got through would stay queued, where the test sees it
-    app = subprocess.Popen([sys.executable, "-m", "cactus", "app", "--no-demo", "--no-worker", "--port", str(port),
-                            "--secrets", str(secrets)], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    try:
-        wait_until_serving(port, app, tmp_path / "app.log")
-        yield {"url": url, "base": f"http://localhost:{port}", "seeded": seeded, "log": tmp_path / "app.log"}
-    finally:
-        app.send_signal(signal.SIGTERM)
-        try:
-            app.wait(60)
-        except subprocess.TimeoutExpired:
-            app.kill()
-        log.close()
-
-
-def read(url: str, action):
-    with session_scope(url, readonly=True) as session:
-        return action(session)
+    with running_app(["--no-demo", "--no-worker", "--secrets", str(secrets)], env, port, tmp_path) as log:
+        yield {"url": url, "base": f"http://localhost:{port}", "seeded": seeded, "log": log}
 
 
 def test_viewer_is_refused_annotator_saves_and_is_named(workbench):
     from playwright.sync_api import expect, sync_playwright
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    for old in OUT.glob("*.png"):
-        old.unlink()
+    empty(OUT)
     url, base, seeded = workbench["url"], workbench["base"], workbench["seeded"]
     set_id = seeded.set_ids[0]
     correct = f"{base}/correct?dataset={seeded.dataset_id}&set={set_id}"
