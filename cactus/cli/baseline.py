@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     for split in ("val", "test"):
         warning = few_sets_warning(len(dataset[split]), f"the {split} split of {args.dataset}")
         if warning:
-            print(warning, file=sys.stderr)
+            print(f"warning: {warning}", file=sys.stderr)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")

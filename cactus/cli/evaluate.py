@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     print(interval_line(intervals, sets))
     warning = few_sets_warning(sets, str(args.gold))
     if warning:
-        print(warning, file=sys.stderr)
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps({**result.average, "ci95": intervals}, indent=2) + "\n")

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{row['method']}: {interval_line(row.get('ci95'), report['test_sets'])}")
     warning = few_sets_warning(report["test_sets"], f"the test split of {args.dataset}")
     if warning:
-        print(warning, file=sys.stderr)
+        print(f"warning: {warning}", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     if args.markdown:

@@ -49,5 +49,5 @@ def few_sets_warning(sets: int, what: str) -> str | None:
     """A warning when ``what`` (e.g. "the test split") has fewer than :data:`FEW_SETS` sets, else None."""
     if sets >= FEW_SETS:
         return None
-    return (f"warning: {what} has only {sets} set(s); averages over fewer than {FEW_SETS} sets move a lot with "
-            "which sets were drawn (see the interval)")
+    return (f"{what} has only {sets} set(s); averages over fewer than {FEW_SETS} sets move a lot with which sets "
+            "were drawn (see the interval)")

@@ -127,7 +127,7 @@ def split_notes(newly_assigned: Mapping[str, int], val_sets: int, scored_sets: i
             continue
         warning = few_sets_warning(count, what)
         if warning:
-            notes.append(warning.removeprefix("warning: "))
+            notes.append(warning)
     return notes
 
 
