@@ -151,3 +151,21 @@ def test_generated_names_are_the_starting_names_and_are_marked(app_env, tiny_mod
     assert shown.count("(generated)") >= 2  # the corrected clustering's names are still the generated ones
     rename = widget(at, "selectbox", "correct_rename_cluster_")
     assert rename.options[0].startswith("#1 pens, markers (generated)")
+
+
+def test_the_forms_stay_on_the_entity_and_cluster_of_the_last_edit(app_env, tiny_model, tmp_path):
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model)
+    target = largest_set(seeded, app_env)
+    at = open_app("correct", query={"set": str(target.id)})
+    button(at, "Start from the teacher").click().run()
+    last = len(target.entities) - 1
+    widget(at, "selectbox", "correct_move_entity_").set_value(last).run()
+    widget(at, "selectbox", "correct_move_to_").set_value(-1).run()
+    widget(at, "text_input", "correct_move_name_").set_value("Picked").run()
+    at.button(key="correct_move").click().run()
+    after = human(app_env, target.id).human
+    picked = after.clusters.index((last,))
+    # fresh widgets (cluster numbers can shift), started on the moved entity and the cluster it went to
+    assert widget(at, "selectbox", "correct_move_entity_").value == last
+    assert widget(at, "selectbox", "correct_move_to_").value == picked
+    assert widget(at, "selectbox", "correct_rename_cluster_").value == picked

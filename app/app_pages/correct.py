@@ -144,6 +144,16 @@ def cluster_choice(human: cluster_cards.Shown, generated: frozenset[str] = froze
     return label
 
 
+def focus(detail: SetDetail, where: list[int]) -> tuple[int, int]:
+    """(entity, cluster) the forms start on: those of the last edit of this set, so its choices stay in place."""
+    kept = st.session_state.get("correct_focus")
+    if not kept or kept[0] != detail.id:
+        return 0, 0
+    _, entity, anchor = kept
+    entity = entity if 0 <= entity < len(where) else 0
+    return entity, where[anchor] if anchor is not None and 0 <= anchor < len(where) else 0
+
+
 def edit_forms(detail: SetDetail, human: cluster_cards.Shown, who: str, head: int,
                generated: frozenset[str] = frozenset()) -> None:
     texts = detail.texts
@@ -151,17 +161,23 @@ def edit_forms(detail: SetDetail, human: cluster_cards.Shown, who: str, head: in
     clusters = list(range(len(human.clusters)))
     name_of = cluster_choice(human, generated)
     entity_label = lambda i: f"{texts[i]}  ·  in #{where[i] + 1}"  # noqa: E731
-    key = f"{detail.id}_{detail.edit_head}"  # fresh widgets after every change: cluster numbers may have shifted
+    # fresh widgets after every change, since cluster numbers may have shifted; they start on the entity and
+    # the cluster of the last edit (found again by a member entity), not back on the first ones
+    key = f"{detail.id}_{detail.edit_head}"
+    entity_at, cluster_at = focus(detail, where)
+    first_member = lambda c: human.clusters[c][0] if human.clusters[c] else None  # noqa: E731
     # keyed: the tab the analyst works in stays open after an edit (a fresh tab set would open "Move" again)
     move, merge, split, rename, create, dissolve = st.tabs(["Move", "Merge", "Split", "Rename", "New cluster",
                                                             "Dissolve"], key="correct_tab", on_change="rerun")
     with move:
-        entity = st.selectbox("Entity", range(len(texts)), format_func=entity_label, key=f"correct_move_entity_{key}")
-        target = st.selectbox("To", [*clusters, NEW], format_func=name_of, key=f"correct_move_to_{key}")
+        entity = st.selectbox("Entity", range(len(texts)), index=entity_at, format_func=entity_label,
+                              key=f"correct_move_entity_{key}")
+        target = st.selectbox("To", [*clusters, NEW], index=cluster_at, format_func=name_of,
+                              key=f"correct_move_to_{key}")
         name = st.text_input("Name of the new cluster", key=f"correct_move_name_{key}") if target == NEW else ""
         if st.button("Move", key="correct_move", type="primary", shortcut="M", icon=":material/arrow_right_alt:"):
             apply(detail, Move(entity=entity, to=None if target == NEW else target, name=name), who, head,
-                  f"Moved {texts[entity]!r}.")
+                  f"Moved {texts[entity]!r}.", (entity, entity))
     with merge:
         chosen = st.multiselect("Clusters to merge (into the first)", clusters, format_func=name_of,
                                 key=f"correct_merge_{key}")
@@ -169,35 +185,42 @@ def edit_forms(detail: SetDetail, human: cluster_cards.Shown, who: str, head: in
                              key=f"correct_merge_name_{key}")
         if st.button("Merge", key="correct_merge_go", disabled=len(chosen) < 2, icon=":material/call_merge:"):
             apply(detail, Merge(clusters=tuple(chosen), name=name or None), who, head,
-                  f"Merged {len(chosen)} clusters.")
+                  f"Merged {len(chosen)} clusters.", (entity_at, first_member(chosen[0])))
     with split:
-        cluster = st.selectbox("Cluster", clusters, format_func=name_of, key=f"correct_split_cluster_{key}")
+        cluster = st.selectbox("Cluster", clusters, index=cluster_at, format_func=name_of,
+                               key=f"correct_split_cluster_{key}")
         members = st.multiselect("Entities to take out", human.clusters[cluster], format_func=texts.__getitem__,
                                  key=f"correct_split_members_{key}")
         name = st.text_input("Name of the split-off cluster", key=f"correct_split_name_{key}")
         if st.button("Split", key="correct_split_go", disabled=not members, icon=":material/call_split:"):
             apply(detail, Split(cluster=cluster, entities=tuple(members), name=name), who, head,
-                  f"Split {len(members)} entities out of #{cluster + 1}.")
+                  f"Split {len(members)} entities out of #{cluster + 1}.", (entity_at, members[0]))
     with rename:
-        cluster = st.selectbox("Cluster", clusters, format_func=name_of, key=f"correct_rename_cluster_{key}")
+        cluster = st.selectbox("Cluster", clusters, index=cluster_at, format_func=name_of,
+                               key=f"correct_rename_cluster_{key}")
         name = st.text_input("New name", value=human.names[cluster], key=f"correct_rename_name_{key}_{cluster}")
         if st.button("Rename", key="correct_rename_go", icon=":material/label:"):
-            apply(detail, Rename(cluster=cluster, name=name), who, head, f"Renamed #{cluster + 1} to {name!r}.")
+            apply(detail, Rename(cluster=cluster, name=name), who, head, f"Renamed #{cluster + 1} to {name!r}.",
+                  (entity_at, first_member(cluster)))
     with create:
         members = st.multiselect("Entities (taken from their clusters)", range(len(texts)), format_func=entity_label,
                                  key=f"correct_create_members_{key}")
         name = st.text_input("Name", key=f"correct_create_name_{key}")
         if st.button("Create cluster", key="correct_create_go", disabled=not members, icon=":material/add_circle:"):
             apply(detail, Create(entities=tuple(members), name=name), who, head,
-                  f"Created {name or 'a cluster'!r}.")
+                  f"Created {name or 'a cluster'!r}.", (entity_at, members[0]))
     with dissolve:
-        cluster = st.selectbox("Cluster", clusters, format_func=name_of, key=f"correct_dissolve_cluster_{key}")
+        cluster = st.selectbox("Cluster", clusters, index=cluster_at, format_func=name_of,
+                               key=f"correct_dissolve_cluster_{key}")
         st.caption("Each of its entities becomes a cluster of its own.")
         if st.button("Dissolve", key="correct_dissolve_go", icon=":material/scatter_plot:"):
-            apply(detail, Delete(cluster=cluster), who, head, f"Dissolved #{cluster + 1}.")
+            apply(detail, Delete(cluster=cluster), who, head, f"Dissolved #{cluster + 1}.", (entity_at, None))
 
 
-def apply(detail: SetDetail, edit: Edit, who: str, head: int, done: str) -> None:
+def apply(detail: SetDetail, edit: Edit, who: str, head: int, done: str,
+          keep: tuple[int, int | None] = (0, None)) -> None:
+    """Apply an edit; ``keep`` is (entity, a member of the cluster) the forms start on afterwards."""
+    st.session_state["correct_focus"] = (detail.id, *keep)
     change(detail, lambda s: apply_edit(s, detail.id, edit, author=who, expected_head=head), done)
 
 
