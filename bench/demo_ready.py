@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 def main() -> None:
     from app.bootstrap import DEMO_TRAIN, bootstrap
     from cactus.demo import TOYS
-    from db.models import Job
+    from db.models import JobRow
     from db.session import session_scope
 
     machine = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
@@ -46,7 +46,7 @@ def main() -> None:
                        env=env, check=True)
         ready = time.perf_counter() - start
         with session_scope(url) as session:
-            jobs = {job.type: job for job in session.query(Job).filter(Job.id.in_(setup.job_ids))}
+            jobs = {job.type: job for job in session.query(JobRow).filter(JobRow.id.in_(setup.job_ids))}
             statuses = {kind: job.status for kind, job in jobs.items()}
             spans = {kind: round((job.finished_at - job.started_at).total_seconds(), 1) for kind, job in
                      jobs.items() if job.finished_at and job.started_at}

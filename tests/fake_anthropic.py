@@ -164,6 +164,7 @@ class FakeAnthropic:
         self._in_flight = 0
         self.batch_polls = 2
         self.create_delay = 0.0
+        self.max_batch_bytes: int | None = None  # a create body larger than this is refused (413), as the API does
         self.batch_reads_fail: Answer | None = None  # an error for every retrieve/list/results while set
         self._create_answers: deque[Answer] = deque()
         self.batches: dict[str, FakeBatch] = {}
@@ -377,6 +378,9 @@ class FakeAnthropic:
                 refusal = self._create_answers.popleft() if self._create_answers else None
             if refusal is not None:
                 send(refusal.status, _error_body(refusal.status, refusal.text))
+                return
+            if self.max_batch_bytes is not None and len(raw) > self.max_batch_bytes:
+                send(413, _error_body(413, f"request body of {len(raw)} bytes exceeds {self.max_batch_bytes}"))
                 return
             body = json.loads(raw or b"{}")
             requests = body.get("requests") or []

@@ -19,7 +19,7 @@ import pytest
 import cactus.cli
 from cactus.data import Entity, EntitySet, read_sets, write_sets
 from cactus.teacher import TeacherConfig, TeacherError, label_sets, summarize
-from cactus.teacher.batches import BatchOptions, cancel_batches, label_sets_batched
+from cactus.teacher.batches import BatchOptions, cancel_batches, label_sets_batched, plan_batches
 from cactus.teacher.cache import ReplyCache
 from tests.fake_anthropic import FakeAnthropic, error, expired, serve_fake, teacher_test_env
 
@@ -87,6 +87,26 @@ def test_more_sets_than_a_batch_holds_go_into_several_batches(server, tmp_path):
                                                                                                range(7)]
     sizes = sorted(len(b.custom_ids) for b in server.batches.values())
     assert sizes == [1, 3, 3] and server.batch_submitted == 7
+
+
+def test_batches_are_cut_by_the_size_of_their_body_too(server, tmp_path):
+    server.max_batch_bytes = 1200  # each request is about 370 bytes
+    with pytest.raises(TeacherError, match="refused to create a batch"):  # one batch over the server's limit
+        label_sets_batched(make_sets(7), config_for(tmp_path / "unbounded", server), options())
+    results = label_sets_batched(make_sets(7), config_for(tmp_path, server), options(max_bytes=1200))
+    assert [r.status for r in results] == ["labelled"] * 7
+    sizes = [len(b.custom_ids) for b in server.batches.values()]
+    assert len(sizes) >= 3 and sum(sizes) == 7 and server.batch_submitted == 7
+
+
+def test_batch_plans_respect_both_limits_and_refuse_a_request_too_large_alone():
+    assert plan_batches([10, 10, 10, 10, 10], max_requests=2, max_bytes=1000, overhead=0) == [
+        range(0, 2), range(2, 4), range(4, 5)]
+    assert plan_batches([40, 40, 40, 10], max_requests=10, max_bytes=90, overhead=5) == [
+        range(0, 2), range(2, 4)]
+    assert plan_batches([], max_requests=3, max_bytes=100) == []
+    with pytest.raises(TeacherError, match="request 2 alone is 200 bytes"):
+        plan_batches([10, 200], max_requests=3, max_bytes=100, overhead=0)
 
 
 def test_errored_and_expired_requests_are_retried_in_a_new_batch(server, tmp_path):

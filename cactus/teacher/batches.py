@@ -17,6 +17,7 @@ Budgets do not apply (a batch is billed when it ends), so a config with a budget
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 BATCH_LIMIT = 100_000
 """Most requests the API takes in one batch."""
 
+BATCH_BYTES_LIMIT = 256 * 1024 * 1024
+"""Largest batch create request the API takes, in bytes (its JSON body)."""
+
 BATCH_DISCOUNT = 0.5
 """Batched requests are billed at this fraction of the standard price."""
 
@@ -52,6 +56,8 @@ class BatchOptions:
     Args:
         output: what the batches are for (the output file, a dataset); ``--cancel`` finds them by it.
         max_requests: most requests per batch (the API's limit by default).
+        max_bytes: largest JSON body of one batch create, in bytes (the API's limit by default); a batch
+            closes at whichever of the two limits it reaches first.
         retries: how many more batches an errored or expired request may go into.
         poll_interval: seconds between polls at first (the first poll follows the create at once); the
             wait grows by ``backoff`` after each poll in which no batch ended, up to ``max_poll_interval``.
@@ -62,6 +68,7 @@ class BatchOptions:
 
     output: str
     max_requests: int = BATCH_LIMIT
+    max_bytes: int = BATCH_BYTES_LIMIT
     retries: int = 2
     poll_interval: float = 10.0
     max_poll_interval: float = 300.0
@@ -71,6 +78,8 @@ class BatchOptions:
     def __post_init__(self) -> None:
         if not 1 <= self.max_requests <= BATCH_LIMIT:
             raise TeacherError(f"requests per batch must lie in [1, {BATCH_LIMIT}], got {self.max_requests}")
+        if not 1 <= self.max_bytes <= BATCH_BYTES_LIMIT:
+            raise TeacherError(f"bytes per batch must lie in [1, {BATCH_BYTES_LIMIT}], got {self.max_bytes}")
         if self.retries < 0:
             raise TeacherError(f"batch retries must be 0 or more, got {self.retries}")
         if self.poll_interval < 0 or self.max_poll_interval < self.poll_interval:
@@ -115,6 +124,33 @@ def batch_params(config: TeacherConfig, prompt: str) -> dict[str, Any]:
     if config.temperature is not None:
         params["temperature"] = config.temperature
     return params
+
+
+def request_bytes(params: dict[str, Any], custom_id: str) -> int:
+    """Bytes one request adds to a batch create's JSON body (its object and a separating comma)."""
+    return len(json.dumps({"custom_id": custom_id, "params": params}, ensure_ascii=False).encode()) + 1
+
+
+def plan_batches(sizes: Sequence[int], max_requests: int, max_bytes: int, overhead: int = 64) -> list[range]:
+    """Cut requests of ``sizes`` bytes, in order, into batches of at most ``max_requests`` requests and
+    ``max_bytes`` bytes (``overhead``: the body's own bytes around the requests).
+
+    Raises:
+        TeacherError: a single request is larger than a batch may be.
+    """
+    batches: list[range] = []
+    start, used = 0, overhead
+    for i, size in enumerate(sizes):
+        if size + overhead > max_bytes:
+            raise TeacherError(f"request {i + 1} alone is {size:,} bytes, over the {max_bytes:,} bytes a batch may "
+                               "hold; shorten the set or label it without --batch")
+        if i > start and (i - start >= max_requests or used + size > max_bytes):
+            batches.append(range(start, i))
+            start, used = i, overhead
+        used += size
+    if start < len(sizes):
+        batches.append(range(start, len(sizes)))
+    return batches
 
 
 def label_sets_batched(
@@ -303,9 +339,10 @@ class _BatchRun:
         keys = [k for k in dict.fromkeys(self.to_submit) if k in self.pending and k not in in_batches]
         self.to_submit = []
         client = self.client.with_options(max_retries=0)  # a retried create could make a second batch
-        size = self.options.max_requests
-        for start in range(0, len(keys), size):
-            chunk = keys[start:start + size]
+        widest_id = f"c{'0' * 12}-{len(keys)}"
+        sizes = [request_bytes(batch_params(self.config, self.prompts[key]), widest_id) for key in keys]
+        for span in plan_batches(sizes, self.options.max_requests, self.options.max_bytes):
+            chunk = keys[span.start:span.stop]
             token = "c" + secrets.token_hex(6)
             for key in chunk:
                 self.attempts[key] = self.attempts.get(key, 0) + 1
@@ -468,4 +505,5 @@ class _BatchRun:
             self.fail(key, why + (f"; gave up after {tries} batches" if retryable else ""))
 
 
-__all__ = ["BATCH_DISCOUNT", "BATCH_LIMIT", "BatchOptions", "BatchProgress", "cancel_batches", "label_sets_batched"]
+__all__ = ["BATCH_BYTES_LIMIT", "BATCH_DISCOUNT", "BATCH_LIMIT", "BatchOptions", "BatchProgress", "cancel_batches",
+           "label_sets_batched", "plan_batches"]
