@@ -100,3 +100,26 @@ def test_a_dataset_without_labels_cannot_train(app_env, tmp_path):
     at.button(key="train_launch").click().run()
     assert any("has no labelled sets yet" in e.value for e in at.error)
     assert jobs(app_env) == []
+
+
+def test_continue_from_a_model_with_adaptation_and_the_robustness_options(app_env, tiny_model, tmp_path):
+    seeded = seed_store(app_env, tmp_path / "ds", tiny_model)
+    at = open_app("train")
+    assert at.toggle(key="train_adapt").disabled  # nothing to adapt while starting from the backbone
+    at.selectbox(key="train_init").set_value(seeded.model_id).run()
+    assert at.radio(key="train_backbone_kind").disabled and at.selectbox(key="train_mode").disabled
+    assert at.toggle(key="train_pretrain").disabled
+    at.toggle(key="train_adapt").set_value(True).run()
+    at.number_input(key="train_adapt_steps").set_value(5).run()
+    at.slider(key="train_wise_ft").set_value(0.5).run()
+    at.number_input(key="train_freeze_layers").set_value(1).run()
+    at.select_slider(key="train_backbone_lr_scale").set_value(0.1).run()
+    at.slider(key="train_selfsup_mix").set_value(0.25).run()
+    at.button(key="train_launch").click().run()
+
+    (job,) = jobs(app_env, type="finetune")
+    assert (job.params["init_model_id"], job.params["adapt"], job.params["adapt_steps"]) == (seeded.model_id, True, 5)
+    assert "pretrain" not in job.params
+    train = job.params["train"]
+    assert (train["mode"], train["wise_ft"], train["freeze_layers"]) == ("sia", 0.5, 1)
+    assert (train["backbone_lr_scale"], train["selfsup_mix"]) == (0.1, 0.25)

@@ -11,11 +11,12 @@ import streamlit as st
 from app import chrome, job_monitor, pickers, state
 from cactus.encoders.config import ATTENTION_MODES, MODES
 from cactus.losses.registry import LOSS_NAMES, LOSSES
-from db import DatasetInfo, LabelSummary
+from db import DatasetInfo, LabelSummary, ModelInfo
 from jobs.queue import enqueue
 
 MODE_HELP = {name: mode.help for name, mode in ATTENTION_MODES.items()}
 LOSS_HELP = {name: loss.label for name, loss in LOSSES.items()}
+BACKBONE_LR_SCALES = (0.01, 0.03, 0.1, 0.3, 1.0)
 LEARNING_RATES = (1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3)
 SOURCES = {"human": "reviewed by people", "teacher": "the teacher's", "reference": "reference labels",
            "unlabelled": "no label"}
@@ -35,24 +36,71 @@ def label_counts(dataset: DatasetInfo) -> tuple[str, LabelSummary]:
     return human, summary
 
 
+def start_from() -> tuple[ModelInfo | None, bool, int]:
+    """The model to continue from (None: the backbone), whether to adapt it first, and the adaptation's steps."""
+    models = {m.id: m for m in state.models()}
+    chosen = st.selectbox("Start from", [0, *models], key="train_init",
+                          format_func=lambda i: "the backbone below" if i == 0 else
+                          f"model {i}: {models[i].name} ({models[i].mode.upper()})",
+                          help="Continue from a registered model (its backbone, attention mode and loss) instead "
+                               "of the backbone's pretrained weights.")
+    model = models.get(chosen)
+    adapt = st.toggle("Adapt it to this dataset's texts first, when they are far from its training data",
+                      key="train_adapt", disabled=model is None,
+                      help="cactus adapt: self-supervised steps on this dataset's training texts with the model's "
+                           "own training sets replayed, so it does not forget them.")
+    steps = st.number_input("Adaptation steps", 1, 100_000, 200, key="train_adapt_steps",
+                            disabled=model is None or not adapt)
+    return model, adapt and model is not None, int(steps)
+
+
+def robustness_options() -> dict[str, Any]:
+    """TrainConfig options that keep a model's advantage off its home domain (the defaults change nothing)."""
+    with st.expander("Off the home domain (robustness)"):
+        st.caption("For models that will meet new categories: see docs/benchmarks.md (issue 14) for what each did.")
+        alpha = st.slider("Weight of the fine-tuned backbone (WiSE-FT; 1: off)", 0.0, 1.0, 1.0, 0.05,
+                          key="train_wise_ft", help="After training, average the fine-tuned and the starting "
+                                                    "backbone's weights: ALPHA x fine-tuned + (1 - ALPHA) x start.")
+        frozen = st.number_input("Freeze the embeddings and the lowest layers (0: none)", 0, 48, 0,
+                                 key="train_freeze_layers")
+        scale = st.select_slider("Backbone learning rate, relative to the rest", BACKBONE_LR_SCALES, value=1.0,
+                                 key="train_backbone_lr_scale", format_func="{:g}x".format)
+        mix = st.slider("Self-supervised steps mixed into training (probability per step)", 0.0, 1.0, 0.0, 0.05,
+                        key="train_selfsup_mix")
+    options: dict[str, Any] = {}
+    if alpha < 1.0:
+        options["wise_ft"] = float(alpha)
+    if frozen:
+        options["freeze_layers"] = int(frozen)
+    if scale != 1.0:
+        options["backbone_lr_scale"] = float(scale)
+    if mix > 0.0:
+        options["selfsup_mix"] = float(mix)
+    return options
+
+
 def options_form(dataset: DatasetInfo, human: str) -> dict[str, Any] | None:
     """The training options; the finetune job's parameters when Launch is pressed, else None."""
     left, right = st.columns(2)
     with left:
+        model, adapt, adapt_steps = start_from()
+        fixed = model is not None  # a model brings its own backbone, mode and loss
         backbone_kind = st.radio("Backbone", ["minilm", "folder"], horizontal=True, key="train_backbone_kind",
-                                 format_func={"minilm": "all-MiniLM-L6-v2 (packaged)",
-                                              "folder": "a local Hugging Face folder"}.get)
+                                 disabled=fixed, format_func={"minilm": "all-MiniLM-L6-v2 (packaged)",
+                                                              "folder": "a local Hugging Face folder"}.get)
         folder = st.text_input("Folder of a BERT-family or T5 encoder", key="train_backbone_folder",
-                               disabled=backbone_kind != "folder", placeholder="/models/flan-t5-base")
+                               disabled=fixed or backbone_kind != "folder", placeholder="/models/flan-t5-base")
         mode = st.selectbox("Inter-entity attention", MODES, index=MODES.index("sia"), format_func=MODE_HELP.get,
-                            key="train_mode")
-        loss = st.selectbox("Loss", LOSS_NAMES, format_func=LOSS_HELP.get, key="train_loss")
+                            key="train_mode", disabled=fixed)
+        loss = st.selectbox("Loss", LOSS_NAMES, format_func=LOSS_HELP.get, key="train_loss", disabled=fixed)
     with right:
         epochs = st.number_input("Epochs", 1, 200, 4, key="train_epochs")
         limit = st.number_input("Use at most this many training sets (0: all)", 0, 1_000_000, 0, key="train_limit")
-        pretrain = st.toggle("Self-supervised pretraining first", key="train_pretrain",
+        pretrain = st.toggle("Self-supervised pretraining first", key="train_pretrain", disabled=fixed,
                              help="Synthetic sets of word-dropped copies of the training entities (paper §3.3).")
-        steps = st.number_input("Pretraining steps", 1, 100_000, 300, key="train_steps", disabled=not pretrain)
+        steps = st.number_input("Pretraining steps", 1, 100_000, 300, key="train_steps",
+                                disabled=fixed or not pretrain)
+        robust = robustness_options()
         with st.expander("More options"):
             batch = st.number_input("Sets per step", 1, 256, 4, key="train_batch")
             lr = st.select_slider("Learning rate", LEARNING_RATES, value=1e-4, key="train_lr",
@@ -63,7 +111,9 @@ def options_form(dataset: DatasetInfo, human: str) -> dict[str, Any] | None:
     if not st.button("Launch training", type="primary", icon=":material/rocket_launch:", key="train_launch"):
         return None
     backbone = "minilm"
-    if backbone_kind == "folder":
+    if model is not None:
+        backbone, mode, loss = model.backbone, model.mode, model.loss
+    elif backbone_kind == "folder":
         path = Path(folder.strip()).expanduser()
         if not folder.strip() or not (path / "config.json").is_file():
             st.error(f"{folder.strip() or 'No folder'} is not a Hugging Face model folder (it needs a config.json); "
@@ -71,12 +121,16 @@ def options_form(dataset: DatasetInfo, human: str) -> dict[str, Any] | None:
             return None
         backbone = str(path.resolve())
     train = {"backbone": backbone, "mode": mode, "loss": loss, "epochs": int(epochs), "batch_size": int(batch),
-             "lr": float(lr), "seed": int(seed)}
+             "lr": float(lr), "seed": int(seed), **robust}
     if limit:
         train["limit_train"] = int(limit)
     params: dict[str, Any] = {"dataset_id": dataset.id, "train": train, "activate": activate,
                               "human": human}
-    if pretrain:
+    if model is not None:
+        params["init_model_id"] = model.id
+        if adapt:
+            params |= {"adapt": True, "adapt_steps": adapt_steps}
+    elif pretrain:
         params["pretrain"] = {"steps": int(steps)}
     if name.strip():
         params["name"] = name.strip()
