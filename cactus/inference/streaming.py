@@ -18,6 +18,7 @@ import numpy as np
 
 from cactus.data.sets import EntitySet
 from cactus.inference.cluster import MergeTree, check_threshold
+from cactus.inference.heap import release_free_heap
 from cactus.inference.review_priority import uncertainty
 from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_WINDOW, DTYPES
 
@@ -172,6 +173,7 @@ def predict_stream(encoder, sets: Iterable[EntitySet], emit: Callable[[EntitySet
                     clustered.similarity = np.round(sim, 5).tolist()
                 emit(clustered)
                 emitted += 1
+            release_free_heap()  # else the resident size grows with the number of sets (see cactus.inference.heap)
             if progress is not None:
                 progress(len(window))
 
@@ -220,6 +222,7 @@ def embed_sets(encoder, sets: Iterable[EntitySet], *, mode: str | None = None,
         for window in _windows(sets, DEFAULT_WINDOW):
             ids = encoder.tokenize_entities([s.texts for s in window])
             yield from zip(window, forward.embed(ids, max_batch_tokens), strict=True)
+            release_free_heap()
     finally:
         encoder.train(was_training)
 
