@@ -3,8 +3,9 @@
 ``cactus app`` calls :func:`bootstrap` before it starts Streamlit; the Data page offers :func:`import_demo`
 as a button when the store has no dataset. The demo is 300 product-title sets with reference labels
 (:data:`cactus.demo.TOYS`, CC BY-SA 4.0, see ``cactus/demo/NOTICE.md``). The demo model is a fine-tune of
-the packaged all-MiniLM-L6-v2 with SIA and the augmented triplet loss, sized to finish in a few minutes
-on two CPU cores; it is activated when done, and a predict job then clusters every demo set with it.
+the packaged all-MiniLM-L6-v2 with SIA and the augmented triplet loss, sized so that the demo is ready within
+about a minute on two idle CPU cores (``bench/demo_ready.py``: 58 s); it is activated when done, and a predict
+job then clusters every demo set with it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from jobs.queue import enqueue
 
 DEMO_DATASET = "Toy products (demo)"
 DEMO_MODEL = "demo: MiniLM + SIA"
-#: About 2-4 minutes on two CPU cores: 120 training sets, two epochs, validation and test on 60 sets each.
+#: 42 s of training on two idle CPU cores (bench/demo_ready.py): 120 training sets, two epochs, validation and
+#: test on 60 sets each.
 DEMO_TRAIN = {"backbone": "minilm", "mode": "sia", "loss": "aug_triplet", "epochs": 2, "limit_train": 120,
               "batch_size": 4, "seed": 0}
 

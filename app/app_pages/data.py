@@ -169,8 +169,8 @@ def demo_offer(found: list[DatasetInfo]) -> None:
         return
     with st.container(border=True):
         st.markdown("**The bundled demo**: 300 sets of toy-product titles with reference labels (from the CC BY-SA "
-                    "\"Toy Products on Amazon\" sample), and a small demo model trained on them in a few minutes.")
-        train = st.checkbox("Also train the demo model (CPU, a few minutes)", value=bootstrap.minilm_available(),
+                    "\"Toy Products on Amazon\" sample), and a small demo model trained on them in about a minute.")
+        train = st.checkbox("Also train the demo model (CPU, about a minute)", value=bootstrap.minilm_available(),
                             disabled=not bootstrap.minilm_available(), key="data_demo_train")
         if st.button("Load the demo", icon=":material/toys:", key="data_demo"):
             bar = st.progress(0.0, text="Loading the demo…")
