@@ -177,8 +177,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "beside it for the jobs it queues (training, labelling, prediction, evaluation). On a first start with an "
         "empty store it imports the bundled demo sets and queues a small demo model (about a minute on 2 CPU "
         "cores). The store is --db, else CACTUS_DB_URL, else ~/.local/share/cactus/cactus.db. The teacher (Claude) "
-        "needs "
-        "ANTHROPIC_API_KEY in the environment; everything else works without it. It listens on 127.0.0.1 only; "
+        "needs ANTHROPIC_API_KEY in the environment; everything else works without it. It listens on 127.0.0.1 only; "
         "--host exposes it, which needs login (an [auth] section in .streamlit/secrets.toml or --secrets FILE; "
         "users and roles with `cactus users`) or an explicit --no-login. Stop with Ctrl-C.",
     )

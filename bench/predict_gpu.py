@@ -79,15 +79,24 @@ def run_predict(encoder, sets: list[EntitySet], graphs: bool) -> int:
     original = graph_module.EncoderForward
 
     class Forward(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **{**kwargs, "graphs": graphs if graphs is False else None})
+        def __init__(self, *args, **kwargs) -> None:  # graphs on: the library's default (on CUDA)
+            super().__init__(*args, **{**kwargs, "graphs": None if graphs else False})
 
     graph_module.EncoderForward = Forward
     try:
-        done: list[int] = []
-        return predict_stream(encoder, iter(sets), lambda s: done.append(1), StreamOptions(threshold=0.5))
+        return predict_stream(encoder, iter(sets), lambda s: None, StreamOptions(threshold=0.5))
     finally:
         graph_module.EncoderForward = original
+
+
+def run_variant(variant: str, encoder, sets: list[EntitySet], args: argparse.Namespace,
+                dtype: torch.dtype | None) -> None:
+    """Run one variant over ``sets`` and wait for the device."""
+    if variant == "plain":
+        run_plain(encoder, sets, args.device, args.plain_batch, dtype)
+    else:
+        run_predict(encoder, sets, graphs=variant == "predict-graphs")
+    synchronize(args.device)
 
 
 def main() -> None:
@@ -108,18 +117,9 @@ def main() -> None:
         encoder = encoder_for(backbone, args.device)
         seconds: dict[str, float] = {}
         for variant in ("plain", "predict-graphs", "predict-eager"):
-            warm = sets[: args.warmup]
-            if variant == "plain":
-                run_plain(encoder, warm, args.device, args.plain_batch, dtype)
-            else:
-                run_predict(encoder, warm, graphs=variant == "predict-graphs")
-            synchronize(args.device)
+            run_variant(variant, encoder, sets[: args.warmup], args, dtype)  # untimed: graph captures, warm-up
             start = time.perf_counter()
-            if variant == "plain":
-                run_plain(encoder, sets, args.device, args.plain_batch, dtype)
-            else:
-                run_predict(encoder, sets, graphs=variant == "predict-graphs")
-            synchronize(args.device)
+            run_variant(variant, encoder, sets, args, dtype)
             seconds[variant] = time.perf_counter() - start
             print(json.dumps({"backbone": backbone, "variant": variant, "sets": len(sets),
                               "seconds": round(seconds[variant], 2),

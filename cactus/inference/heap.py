@@ -2,9 +2,9 @@
 
 Packed batches have a different shape every time, so the tensors a forward frees are rarely the size the next one
 asks for. With glibc the freed memory stays in the process and the resident size grows with the number of sets
-(measured: 0.76 GB after 1,000 sets, 0.99 GB after 3,000, 1.5 GB after 19,000, still rising). ``malloc_trim(0)``
-after each window keeps it flat at no measurable cost (bench/predict.py; docs/benchmarks.md). Elsewhere (macOS,
-musl) this does nothing.
+(a 100,000-set ``bench/predict.py`` run: 1.28 GB after 10,000 sets, 1.48 GB after 16,600, still rising).
+``malloc_trim(0)`` after each window keeps it flat at no measurable cost (the probes in docs/benchmarks.md,
+"Streaming prediction"). Elsewhere (macOS, musl) this does nothing.
 """
 
 from __future__ import annotations
