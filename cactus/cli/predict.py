@@ -38,7 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--names-from", type=Path, metavar="FILE",
                         help="labelled sets with cluster_names (e.g. the training file) whose names the predicted "
                         "clusters may take (implies --name-clusters)")
-    parser.add_argument("--threshold", type=float, help="override the model's similarity threshold (-1..1)")
+    parser.add_argument("--threshold", type=threshold_option, metavar="T|auto",
+                        help="override the model's similarity threshold (-1..1); 'auto' chooses it on the first "
+                        "sets of this file without labels (the threshold whose clusters have the highest mean "
+                        "silhouette), for data far from what the model was trained on")
     parser.add_argument("--mode", help="run with another attention mode than the trained one (e.g. nia)")
     parser.add_argument("--max-batch-tokens", type=int, default=DEFAULT_MAX_BATCH_TOKENS, metavar="T",
                         help="tokens per encoder batch, padding included; sets of similar size are batched "
@@ -57,6 +60,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="format of the shards when --out is a folder (default: the input's)")
     parser.add_argument("--skip-invalid", action="store_true", help="skip invalid set lines (each is reported)")
     parser.set_defaults(func=run)
+
+
+def threshold_option(value: str) -> float | str:
+    """``--threshold``: a number, or ``auto``."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a similarity in -1..1 or 'auto', got {value!r}") from None
+
+
+def auto_threshold(model, sets_file: Path, mode: str | None) -> float:
+    """The threshold chosen without labels on the first sets of ``sets_file`` (the model's own when none can be
+    chosen); says what it chose on stderr."""
+    import itertools
+    import sys
+
+    from cactus.data.set_files import iter_sets
+    from cactus.inference.unlabelled_threshold import SAMPLE_SETS, choose_for_sets
+
+    sample = [s.texts for s in itertools.islice(iter_sets(sets_file, on_skip=lambda skipped: None), SAMPLE_SETS)]
+    choice = choose_for_sets(model.encoder, sample, mode=mode, device=model.device)
+    if choice is None:
+        print(f"--threshold auto: no set of 3 or more entities among the first {len(sample)} shows cluster "
+              f"structure at any threshold; keeping the model's {model.threshold:+.2f}", file=sys.stderr)
+        return model.threshold
+    print(f"--threshold auto: {choice.threshold:+.2f} (mean silhouette {choice.silhouette:.3f} on the first "
+          f"{choice.sets} sets, no labels used; the model's own threshold is {model.threshold:+.2f})",
+          file=sys.stderr)
+    return choice.threshold
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out.resolve() == args.sets.resolve():
         raise CactusError("--out must differ from the input file (the input is never overwritten)")
     model = ClusteringModel.load(args.model, device=args.device)
-    threshold = model.threshold if args.threshold is None else args.threshold
+    if args.threshold == "auto":
+        threshold = auto_threshold(model, args.sets, args.mode)
+    else:
+        threshold = model.threshold if args.threshold is None else args.threshold
     namer = None
     if args.name_clusters or args.names_from is not None:
         from cactus.inference.names import set_namer
@@ -113,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
     warning = domain_warning(model, args.sets)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+        if args.threshold is None:
+            print("hint: --threshold auto chooses the threshold on these sets without labels", file=sys.stderr)
     output = PartialOutput(args.out, resume=args.resume)
     if output.done:
         print(f"resuming: {output.done} sets already in {partial_path(args.out)}", file=sys.stderr)
@@ -152,9 +191,16 @@ def run_ray(args: argparse.Namespace) -> int:
         raise CactusError("--device goes with --engine local (Ray actors take a GPU each where the cluster has GPUs)")
     if args.actors is not None and args.actors < 1:
         raise CactusError(f"--actors must be at least 1, got {args.actors}")
-    card = read_card(args.model)
-    run = RayRun(model=args.model.resolve(), sets=str(args.sets), out=args.out,
-                 threshold=card.threshold if args.threshold is None else args.threshold, mode=args.mode,
+    if args.threshold == "auto":
+        from cactus.inference.model import ClusteringModel
+
+        if not Path(args.sets).is_file():
+            raise CactusError("--threshold auto with --engine ray reads the first sets of one input file; give a "
+                              "number (e.g. chosen by a local run on one shard) for a folder or a glob")
+        threshold = auto_threshold(ClusteringModel.load(args.model, device="cpu"), Path(args.sets), args.mode)
+    else:
+        threshold = read_card(args.model).threshold if args.threshold is None else args.threshold
+    run = RayRun(model=args.model.resolve(), sets=str(args.sets), out=args.out, threshold=threshold, mode=args.mode,
                  with_similarity=args.with_similarity, max_batch_tokens=args.max_batch_tokens, dtype=args.dtype,
                  skip_invalid=args.skip_invalid, address=args.ray_address, actors=args.actors,
                  shard_format=args.shard_format)
