@@ -11,8 +11,9 @@ equal mix of all the others) and every seed trains
   training texts, with the source's labelled sets replayed) to each target it was not trained on,
 
 and scores each on every dataset's test split at the model's own threshold (chosen on its training data's
-validation split) and at the threshold swept on the target's validation split (how the baselines are tuned, and
-what a user does with a per-dataset threshold), beside the best frozen baseline (best AMI of K-Means / Spectral /
+validation split), at the threshold swept on the target's validation split (how the baselines are tuned, and
+what a user does with a per-dataset threshold) and at the one chosen on those sets without labels (``cactus
+predict --threshold auto``), beside the best frozen baseline (best AMI of K-Means / Spectral /
 Agglomerative on frozen MiniLM, k or threshold chosen on the target's validation split, same test sets, same run).
 Extra training options (``--train-option wise_ft=0.5``, any TrainConfig option) compare robustness variants.
 
@@ -41,6 +42,7 @@ from cactus.encoders.config import EncoderConfig
 from cactus.evaluation.baselines import run_baselines
 from cactus.inference.embedding import frozen_embedder
 from cactus.inference.model import ClusteringModel
+from cactus.inference.unlabelled_threshold import choose_for_sets
 from cactus.training.adapt import adapt
 from cactus.training.config import AdaptConfig, TrainConfig, config_from_dict, config_options
 from cactus.training.trainer import entity_texts, score_at, train, validate
@@ -66,19 +68,23 @@ def best_baseline(folder: Path, embed) -> dict[str, Any]:
     return {"method": best["method"], "AMI": best["AMI"]}
 
 
-def scores_on(model_dir: Path, targets: dict[str, Path], device: str | None) -> dict[str, tuple[float, float]]:
-    """Test AMI per target at the model's own threshold and at the threshold swept on the target's validation sets.
+def scores_on(model_dir: Path, targets: dict[str, Path], device: str | None
+              ) -> dict[str, tuple[float, float, float]]:
+    """Test AMI per target at the model's own threshold, at the threshold swept on the target's labelled validation
+    sets, and at the one chosen on the same sets without their labels (``--threshold auto``).
 
     The second is the protocol the frozen baselines get (their threshold or k is chosen on the target's
-    validation split) and what a user does with the per-dataset threshold after labelling a few sets.
+    validation split) and what a user does with the per-dataset threshold after labelling a few sets; the third
+    needs no labels of the target at all.
     """
     model = ClusteringModel.load(model_dir, device=device)
     out = {}
     for name, folder in targets.items():
         dataset = read_dataset(folder, ("val", "test"))
-        own = score_at(model.encoder, dataset.test, model.threshold, model.device, 16)["AMI"]
-        threshold, _ = validate(model.encoder, dataset.val, model.device, 16)
-        out[name] = (own, score_at(model.encoder, dataset.test, threshold, model.device, 16)["AMI"])
+        labelled, _ = validate(model.encoder, dataset.val, model.device, 16)
+        choice = choose_for_sets(model.encoder, [s.texts for s in dataset.val], device=model.device)
+        thresholds = (model.threshold, labelled, model.threshold if choice is None else choice.threshold)
+        out[name] = tuple(score_at(model.encoder, dataset.test, t, model.device, 16)["AMI"] for t in thresholds)
     return out
 
 
@@ -90,8 +96,10 @@ def target_check(rows: list[dict[str, Any]]) -> dict[str, Any]:
             for r in rows}
     frozen = {(t, s): r for (t, s, label), r in cell.items() if label.startswith("frozen")}
     out: dict[str, Any] = {"target_check": True}
-    for key, name in (("AMI", "own_threshold"), ("AMI_target_val_threshold", "target_val_threshold")):
-        gaps = [r[key] - frozen[(t, s)]["AMI"] for (t, s, label), r in cell.items() if label == "SIA ft + adapted"]
+    for key, name in (("AMI", "own_threshold"), ("AMI_target_val_threshold", "target_val_threshold"),
+                      ("AMI_unlabelled_threshold", "unlabelled_threshold")):
+        gaps = [r[key] - frozen[(t, s)]["AMI"] for (t, s, label), r in cell.items()
+                if label == "SIA ft + adapted" and key in r]
         if gaps:
             out[f"off_domain_{name}"] = {"pairs": len(gaps), "ahead_by_0.03": sum(g >= 0.03 for g in gaps),
                                          "mean_gap": round(float(np.mean(gaps)), 4),
@@ -132,7 +140,7 @@ def main() -> None:
     if args.with_mix:
         for name in names:
             sources[f"mix without {name}"] = [f for other, f in folders.items() if other != name]
-    results: dict[tuple[str, str, str], list[tuple[float, float]]] = {}  # (own threshold, target's val)
+    results: dict[tuple[str, str, str], list[tuple[float, ...]]] = {}  # AMI at own, target val, unlabelled
     for source, train_dirs in sources.items():
         for seed in args.seeds:
             for mode in ("nia", "sia"):
@@ -165,10 +173,12 @@ def main() -> None:
             for label in ("NIA ft", "SIA ft", "SIA ft + adapted"):
                 values = results.get((source, target, label))
                 if values:
-                    own, val = np.array(values).T
+                    own, val, unlabelled = np.array(values).T
                     rows.append({"train": source, "test": target, "row": label, "AMI": float(np.mean(own)),
                                  "sd": float(np.std(own)), "AMI_target_val_threshold": float(np.mean(val)),
-                                 "sd_target_val_threshold": float(np.std(val)), "seeds": len(values)})
+                                 "sd_target_val_threshold": float(np.std(val)),
+                                 "AMI_unlabelled_threshold": float(np.mean(unlabelled)),
+                                 "sd_unlabelled_threshold": float(np.std(unlabelled)), "seeds": len(values)})
     for row in rows:
         print(json.dumps(row))
     print(json.dumps(target_check(rows)))
@@ -178,13 +188,12 @@ def main() -> None:
                       "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}"
                       }))
     print("\n| train on | test on | row | AMI (mean ± sd over seeds) | AMI, threshold on the target's validation |"
-          "\n|---|---|---|---|---|")
+          " AMI, threshold chosen without labels |\n|---|---|---|---|---|---|")
     for row in rows:
-        cells = [f"{row[key]:.3f}" + (f" ± {row[sd]:.3f}" if row["seeds"] > 1 else "")
-                 for key, sd in (("AMI", "sd"), ("AMI_target_val_threshold", "sd_target_val_threshold"))
-                 if key in row]
-        print(f"| {row['train']} | {row['test']} | {row['row']} | " + " | ".join(cells + ["-"] * (2 - len(cells)))
-              + " |")
+        cells = [f"{row[key]:.3f}" + (f" ± {row[sd]:.3f}" if row["seeds"] > 1 else "") if key in row else "-"
+                 for key, sd in (("AMI", "sd"), ("AMI_target_val_threshold", "sd_target_val_threshold"),
+                                 ("AMI_unlabelled_threshold", "sd_unlabelled_threshold"))]
+        print(f"| {row['train']} | {row['test']} | {row['row']} | " + " | ".join(cells) + " |")
     sys.stdout.flush()
 
 
