@@ -24,6 +24,7 @@ from db import (
     Session,
     SetDetail,
     add_clustering,
+    dataset_set_ids,
     load_entity_sets,
     threshold_truth,
 )
@@ -89,6 +90,23 @@ def rechoose_threshold(clustering_model: Any, sets: list[EntitySet]) -> Rechosen
     card = clustering_model.threshold
     at_card = sweep_thresholds(similarities, gold, thresholds=[card]).best_scores
     return Rechosen(sweep, len(sets), card, at_card)
+
+
+def sampled_set_texts(session: Session, dataset_id: int) -> list[list[str]]:
+    """The texts of up to 64 of a dataset's sets, spread evenly over it (labels not needed)."""
+    from cactus.inference.domain import sample_sets
+
+    picked = [ids[0] for ids in sample_sets([[i] for i in dataset_set_ids(session, dataset_id)])]
+    loaded = load_entity_sets(session, picked)
+    return [loaded[i].texts for i in picked]
+
+
+def choose_threshold_unlabelled(clustering_model: Any, texts: list[list[str]]):
+    """The threshold whose clusterings of these sets have the highest mean silhouette under the model (no labels),
+    or None when no set of 3 or more entities shows structure."""
+    from cactus.inference.unlabelled_threshold import choose_for_sets
+
+    return choose_for_sets(clustering_model.encoder, texts, device=clustering_model.device)
 
 
 def ask_teacher(session: Session, detail: SetDetail) -> JobInfo:

@@ -293,18 +293,16 @@ def corpus_xy(checkpoint: str, texts: tuple[tuple[str, ...], ...]) -> np.ndarray
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _domain_warning(url: str, checkpoint: str, stamp: float, dataset_id: int, sets: int) -> str | None:
-    from cactus.inference.domain import check_shift, sample_sets, shift_warning, stored_domains
-    from db.sets import dataset_set_ids, load_entity_sets
+    from app.actions import sampled_set_texts
+    from cactus.inference.domain import check_shift, shift_warning, stored_domains
 
     model = _load_model(checkpoint, stamp)
     if not stored_domains(model.card.training_data):
         return None
     with session_scope(url, readonly=True) as session:
-        picked = [ids[0] for ids in sample_sets([[i] for i in dataset_set_ids(session, dataset_id)])]
-        loaded = load_entity_sets(session, picked)
+        texts = sampled_set_texts(session, dataset_id)
     with model_in_use():
-        shift = check_shift(model.encoder, [loaded[i].texts for i in picked], model.card.training_data,
-                            device=model.device)
+        shift = check_shift(model.encoder, texts, model.card.training_data, device=model.device)
     return shift_warning(shift)
 
 

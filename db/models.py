@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -280,14 +281,16 @@ class EditRow(Base):
 
 
 class DatasetThresholdRow(Base):
-    """A model's threshold re-chosen on a dataset's labelled sets: an override of its card's on that dataset."""
+    """A model's threshold re-chosen on a dataset's sets (labelled, or without labels): an override of its card's
+    on that dataset."""
 
     __tablename__ = "model_dataset_thresholds"
 
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
     threshold: Mapped[float] = mapped_column(Float)
-    chosen_on_sets: Mapped[int] = mapped_column(Integer)  # how many labelled sets the sweep scored
+    chosen_on_sets: Mapped[int] = mapped_column(Integer)  # how many sets it was chosen on
+    labelled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())  # False: by silhouette
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def __repr__(self) -> str:

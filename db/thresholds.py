@@ -2,7 +2,8 @@
 
 The model card holds the threshold chosen on the model's own validation sets (see :mod:`db.registry`). A model
 applied to a dataset it was not trained on may have its threshold re-chosen on that dataset's labelled sets
-(people's clusterings of reviewed sets, else reference labels); Review, the ``predict`` job and Evaluate then
+(people's clusterings of reviewed sets, else reference labels), or on its sets without labels (the threshold
+whose clusterings have the highest mean silhouette); Review, the ``predict`` job and Evaluate then
 use that threshold on that dataset, and say so.
 """
 
@@ -27,17 +28,27 @@ THRESHOLD_TRUTH = ("human", "reference")
 
 @dataclass(frozen=True)
 class DatasetThreshold:
-    """A model's threshold on one dataset, chosen on that many of its labelled sets."""
+    """A model's threshold on one dataset, chosen on that many of its sets: swept on their labels, or (``labelled``
+    False) the one whose clusterings have the highest mean silhouette, without labels."""
 
     model_id: int
     dataset_id: int
     threshold: float
     chosen_on_sets: int
     created_at: datetime
+    labelled: bool = True
 
     @classmethod
     def of(cls, row: DatasetThresholdRow) -> DatasetThreshold:
-        return cls(row.model_id, row.dataset_id, row.threshold, row.chosen_on_sets, row.created_at)
+        return cls(row.model_id, row.dataset_id, row.threshold, row.chosen_on_sets, row.created_at,
+                   bool(row.labelled))
+
+    def chosen_how(self) -> str:
+        """How it was chosen, for messages: "on 12 labelled sets" or "without labels, on 40 sets"."""
+        plural = "" if self.chosen_on_sets == 1 else "s"
+        if self.labelled:
+            return f"on {self.chosen_on_sets} labelled set{plural}"
+        return f"without labels, on {self.chosen_on_sets} set{plural}"
 
 
 def dataset_threshold(session: Session, model_id: int, dataset_id: int) -> DatasetThreshold | None:
@@ -47,8 +58,9 @@ def dataset_threshold(session: Session, model_id: int, dataset_id: int) -> Datas
 
 
 def set_dataset_threshold(session: Session, model_id: int, dataset_id: int, threshold: float, *,
-                          chosen_on_sets: int) -> DatasetThreshold:
-    """Store (or replace) a model's threshold on a dataset.
+                          chosen_on_sets: int, labelled: bool = True) -> DatasetThreshold:
+    """Store (or replace) a model's threshold on a dataset, chosen on ``chosen_on_sets`` of its sets (with their
+    labels, or without them when ``labelled`` is False).
 
     Raises:
         NotFoundError: no such model or dataset.
@@ -59,7 +71,7 @@ def set_dataset_threshold(session: Session, model_id: int, dataset_id: int, thre
     except ValueError as exc:
         raise StoreError(str(exc)) from None
     if isinstance(chosen_on_sets, bool) or not isinstance(chosen_on_sets, int) or chosen_on_sets < 1:
-        raise StoreError(f"a threshold is chosen on one labelled set or more, got {chosen_on_sets!r}")
+        raise StoreError(f"a threshold is chosen on one set or more, got {chosen_on_sets!r}")
     if session.get(ModelRow, model_id) is None:
         raise NotFoundError(f"no model with id {model_id}")
     if session.get(DatasetRow, dataset_id) is None:
@@ -67,10 +79,10 @@ def set_dataset_threshold(session: Session, model_id: int, dataset_id: int, thre
     row = session.get(DatasetThresholdRow, (model_id, dataset_id))
     if row is None:
         row = DatasetThresholdRow(model_id=model_id, dataset_id=dataset_id, threshold=threshold,
-                                  chosen_on_sets=chosen_on_sets)
+                                  chosen_on_sets=chosen_on_sets, labelled=bool(labelled))
         session.add(row)
     else:
-        row.threshold, row.chosen_on_sets = threshold, chosen_on_sets
+        row.threshold, row.chosen_on_sets, row.labelled = threshold, chosen_on_sets, bool(labelled)
         row.created_at = utcnow()
     session.flush()
     return DatasetThreshold.of(row)

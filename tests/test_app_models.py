@@ -150,6 +150,13 @@ def test_sweep_curve_and_a_threshold_rechosen_on_another_dataset(app_env, tiny_m
     assert "an upper bound: chosen and scored on the same sets" in page and "Only 24 labelled sets" in page
     assert any(s["layout"]["title"]["text"] == "Score against the threshold on queries" for s in plotly_specs(at))
 
+    at.button(key="models_threshold_unlabelled").click().run()  # replaces it, without labels this time
+    with session_scope(app_env, readonly=True) as session:
+        unlabelled = dataset_threshold(session, seeded.model_id, other.dataset_id)
+    assert unlabelled is not None and not unlabelled.labelled and 3 <= unlabelled.chosen_on_sets <= 64
+    assert (f"uses the threshold **{unlabelled.threshold:+.2f}**, re-chosen without labels, on "
+            f"{unlabelled.chosen_on_sets} sets of queries") in texts_of(at)
+
     at.button(key="models_threshold_clear").click().run()
     with session_scope(app_env, readonly=True) as session:
         assert dataset_threshold(session, seeded.model_id, other.dataset_id) is None

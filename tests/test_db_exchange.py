@@ -128,14 +128,20 @@ def test_a_threshold_per_model_and_dataset_is_stored_replaced_and_cleared(store_
     with session_scope(store_url) as session:
         again = set_dataset_threshold(session, ids["model"], ids["dataset"], -0.2, chosen_on_sets=3)
         assert (again.threshold, again.chosen_on_sets) == (-0.2, 3) and again.created_at >= first.created_at
+        assert again.labelled and again.chosen_how() == "on 3 labelled sets"
         with pytest.raises(StoreError, match="threshold"):
             set_dataset_threshold(session, ids["model"], ids["dataset"], 1.5, chosen_on_sets=3)
-        with pytest.raises(StoreError, match="one labelled set"):
+        with pytest.raises(StoreError, match="one set or more"):
             set_dataset_threshold(session, ids["model"], ids["dataset"], 0.1, chosen_on_sets=0)
         with pytest.raises(NotFoundError):
             set_dataset_threshold(session, 999, ids["dataset"], 0.1, chosen_on_sets=1)
     with session_scope(store_url, readonly=True) as session:
         assert dataset_threshold(session, ids["model"], ids["dataset"]).threshold == -0.2
+    with session_scope(store_url) as session:  # chosen again without labels: the flag is stored and reported
+        set_dataset_threshold(session, ids["model"], ids["dataset"], 0.5, chosen_on_sets=1, labelled=False)
+    with session_scope(store_url, readonly=True) as session:
+        unlabelled = dataset_threshold(session, ids["model"], ids["dataset"])
+        assert not unlabelled.labelled and unlabelled.chosen_how() == "without labels, on 1 set"
     with session_scope(store_url) as session:
         assert clear_dataset_threshold(session, ids["model"], ids["dataset"])
         assert not clear_dataset_threshold(session, ids["model"], ids["dataset"])

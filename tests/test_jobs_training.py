@@ -153,7 +153,7 @@ def test_a_threshold_rechosen_on_the_dataset_is_used_by_predict_and_evaluate(sto
                                  ("evaluate", {"dataset_id": store["dataset_id"], "baselines": False}))
     assert predict.status == "succeeded", (predict.error, predict.log_tail)
     assert predict.result["threshold"] == rechosen and predict.result["threshold_source"] == "dataset"
-    assert "re-chosen for 'tiny' on 24 labelled set(s) of 'tiny'" in predict.log_tail
+    assert "re-chosen for 'tiny' on 24 labelled sets of 'tiny'" in predict.log_tail
     with session_scope(store["url"], readonly=True) as session:
         detail = get_set(session, list_sets(session, store["dataset_id"], has=["model"], limit=1).items[0].id)
         details = detail.latest("model", model_id).details

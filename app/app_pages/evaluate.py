@@ -49,9 +49,10 @@ def report(info: JobInfo) -> None:
     rechosen = [r for r in rows if r.get("threshold_source") == "dataset"]
     if rechosen:
         st.caption("Scored at a threshold re-chosen on this dataset (Models page) instead of its card's: "
-                   + "; ".join(f"{r['method']} on {r.get('threshold_chosen_on_sets', '?')} labelled sets"
+                   + "; ".join(f"{r['method']} on {r.get('threshold_chosen_on_sets', '?')} "
+                               + ("labelled sets" if r.get("threshold_labelled", True) else "sets, without labels")
                                for r in rechosen)
-                   + ". Those sets may include the ones scored here, which makes the scores an upper bound.")
+                   + ". Labelled sets may include the ones scored here, which makes those scores an upper bound.")
     st.plotly_chart(charts.score_bars(rows), key=f"evaluate_bars_{info.id}")
 
 

@@ -111,8 +111,8 @@ def threshold_panel(model: ModelInfo) -> None:
     name = by_id[chosen].name
     override = state.threshold_override(model.id, chosen)
     if override is not None:
-        st.info(f"On {name}, {model.name} uses the threshold **{override.threshold:+.2f}**, re-chosen on "
-                f"{count(override.chosen_on_sets, 'labelled set')} of {name} "
+        st.info(f"On {name}, {model.name} uses the threshold **{override.threshold:+.2f}**, re-chosen "
+                f"{override.chosen_how()} of {name} "
                 f"({override.created_at.astimezone():%Y-%m-%d %H:%M}); its card's {model.threshold:+.2f} applies on "
                 "other datasets. Review, the predict job and Evaluate use it on this dataset.",
                 icon=":material/tune:")
@@ -154,6 +154,13 @@ def threshold_panel(model: ModelInfo) -> None:
             return
         st.session_state["models_rechosen"] = (model.id, chosen, result)
         st.rerun()
+    if st.button(f"Choose it on {name}'s sets without labels", key="models_threshold_unlabelled",
+                 icon=":material/auto_fix_high:",
+                 help="For a dataset with no labelled sets yet, far from the model's training data: picks the "
+                      "threshold whose clusterings of up to 64 of its sets have the highest mean silhouette under "
+                      "this model (how well each entity sits in its cluster against the nearest other), and keeps "
+                      "it for this model on this dataset. Labelled sets choose better when there are some."):
+        unlabelled_threshold_chosen(model, chosen, name)
     rechosen = st.session_state.get("models_rechosen")
     if rechosen and rechosen[:2] == (model.id, chosen) and override is not None:
         result = rechosen[2]
@@ -167,6 +174,31 @@ def threshold_panel(model: ModelInfo) -> None:
                                            f"Score against the threshold on {name}",
                                            marks=[(result.card_threshold, "card")]),
                         key=f"models_rechosen_{model.id}")
+
+
+def unlabelled_threshold_chosen(model: ModelInfo, dataset_id: int, name: str) -> None:
+    """Choose the model's threshold on a dataset's sets without labels and store it (then rerun the page)."""
+    texts = state.read(lambda session: actions.sampled_set_texts(session, dataset_id))
+    try:
+        loaded = state.loaded_model(model)
+        with st.spinner(f"Clustering {count(len(texts), 'set')} at every threshold…"), state.model_in_use():
+            choice = actions.choose_threshold_unlabelled(loaded, texts)
+    except (CactusError, OSError) as exc:
+        st.error(f"The model {model.name!r} could not be loaded: {exc}")
+        return
+    if choice is None:
+        st.warning(f"No set of {name} with 3 or more entities shows cluster structure at any threshold under "
+                   f"{model.name}: nothing to choose from, the threshold stays as it is.")
+        return
+    try:
+        with state.writing("admin", "Changing a model's threshold") as session:
+            set_dataset_threshold(session, model.id, dataset_id, choice.threshold, chosen_on_sets=choice.sets,
+                                  labelled=False)
+    except AccessError as exc:
+        st.error(str(exc))
+        return
+    st.session_state.pop("models_rechosen", None)
+    st.rerun()
 
 
 def predict_panel(model: ModelInfo) -> None:

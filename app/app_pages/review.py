@@ -10,7 +10,6 @@ import streamlit as st
 from app import actions, chrome, cluster_cards, job_monitor, pickers, state
 from app.compare import agreement, differences
 from app.heatmap import similarity_figure
-from app.text import count
 from cactus.encoders.config import ATTENTION_MODES
 from cactus.errors import CactusError
 from db import ModelInfo, SetDetail
@@ -200,9 +199,8 @@ def heatmap(detail: SetDetail, shown: dict[str, cluster_cards.Shown], model: Mod
         + (f" (ARI {o.ari:.2f} against the {judge})" if o.ari is not None else "") for o in outcomes)
         + ". Warm cells lie above the threshold: average-link clustering tends to join those pairs.")
     if override is not None:
-        st.caption(f"The threshold {threshold:+.2f} was re-chosen for {model.name} on "
-                   f"{count(override.chosen_on_sets, 'labelled set')} of {detail.dataset_name} (Models page); its "
-                   f"card's is {card_threshold:+.2f}.")
+        st.caption(f"The threshold {threshold:+.2f} was re-chosen for {model.name} {override.chosen_how()} of "
+                   f"{detail.dataset_name} (Models page); its card's is {card_threshold:+.2f}.")
 
 
 chrome.page_intro("review", "Compare how the teacher (an LLM) and the CACTUS model cluster each set, and where "

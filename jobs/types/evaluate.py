@@ -97,7 +97,7 @@ def run(ctx: JobContext, params: EvaluateParams) -> dict[str, Any]:
                "ci95": bootstrap_intervals(scored.per_set)}
         if override is not None:
             row.update(threshold=override.threshold, threshold_source="dataset",
-                       threshold_chosen_on_sets=override.chosen_on_sets)
+                       threshold_chosen_on_sets=override.chosen_on_sets, threshold_labelled=override.labelled)
         rows.append(row)
         ctx.log(f"{model.name}: " + ", ".join(f"{k} {row[k]:.3f}" for k in METRICS))
     if params.baselines:

@@ -101,8 +101,8 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
         override = dataset_threshold(session, model.id, dataset.id)
     source = "card"
     if override is not None:
-        ctx.log(f"threshold {override.threshold:+.3f}, re-chosen for {model.name!r} on {override.chosen_on_sets} "
-                f"labelled set(s) of {dataset.name!r} (the card's is {threshold:+.3f})")
+        ctx.log(f"threshold {override.threshold:+.3f}, re-chosen for {model.name!r} {override.chosen_how()} of "
+                f"{dataset.name!r} (the card's is {threshold:+.3f})")
         threshold, source = override.threshold, "dataset"
 
     def with_names(set_id: int, entity_set: EntitySet, clustering) -> EntitySet:
