@@ -150,8 +150,6 @@ def run(args: argparse.Namespace) -> int:
     warning = domain_warning(model, args.sets)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-        if args.threshold is None:
-            print("hint: --threshold auto chooses the threshold on these sets without labels", file=sys.stderr)
     output = PartialOutput(args.out, resume=args.resume)
     if output.done:
         print(f"resuming: {output.done} sets already in {partial_path(args.out)}", file=sys.stderr)
