@@ -21,6 +21,7 @@ Prints one JSON object per (source, target, row) with AMI mean and spread over s
 
     python bench/cross_domain.py --quick              # 2 datasets, 60 sets each, 1 seed, 1 epoch (CPU, ~20 min)
     python bench/cross_domain.py --seeds 0 1 2 --with-mix
+    python bench/cross_domain.py --sets 150 --score-model MODEL_DIR   # how an existing model travels
 """
 
 from __future__ import annotations
@@ -125,6 +126,9 @@ def main() -> None:
     parser.add_argument("--with-mix", action="store_true", help="also train on the equal mix of the other datasets")
     parser.add_argument("--train-option", action="append", default=[], metavar="NAME=VALUE",
                         help="extra TrainConfig option for the trained rows (JSON value), e.g. wise_ft=0.5")
+    parser.add_argument("--score-model", type=Path, metavar="DIR",
+                        help="train nothing: score this model folder (e.g. the demo's) on every dataset's test split "
+                        "at its own, the labelled and the label-free threshold, beside the frozen baselines")
     parser.add_argument("--device")
     args = parser.parse_args()
     if args.quick:
@@ -136,6 +140,12 @@ def main() -> None:
     folders = {name: build_sets(args.data, name, args.sets, args.work / "sets") for name in names}
     embed = frozen_embedder("minilm", device=args.device, show_progress=False)
     baselines = {name: best_baseline(folder, embed) for name, folder in folders.items()}
+    if args.score_model is not None:
+        for target, amis in scores_on(args.score_model, folders, args.device).items():
+            print(json.dumps({"model": str(args.score_model), "test": target, "frozen": baselines[target],
+                              **dict(zip(("AMI", "AMI_target_val_threshold", "AMI_unlabelled_threshold"), amis,
+                                         strict=True))}))
+        return
     sources: dict[str, list[Path]] = {name: [folder] for name, folder in folders.items()}
     if args.with_mix:
         for name in names:
