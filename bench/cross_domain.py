@@ -91,8 +91,8 @@ def scores_on(model_dir: Path, targets: dict[str, Path], device: str | None
 
 def target_check(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Issue 14's targets on this run: off-domain, SIA ft + adapted against the best frozen baseline (pairs ahead by
-    at least 0.03 AMI, mean gap; at the model's own threshold and at the target's); in-domain, SIA ft against the
-    frozen baseline and against NIA ft."""
+    at least 0.03 AMI, mean gap; at the model's own, the labelled and the label-free target threshold); in-domain,
+    SIA ft against the frozen baseline and against NIA ft."""
     cell = {(r["train"], r["test"], r["row"].split(" (")[0] if r["row"].startswith("frozen") else r["row"]): r
             for r in rows}
     frozen = {(t, s): r for (t, s, label), r in cell.items() if label.startswith("frozen")}
