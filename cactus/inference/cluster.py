@@ -35,6 +35,13 @@ def check_similarity(similarity: Sequence[Sequence[float]] | np.ndarray) -> np.n
     return matrix
 
 
+def similarity_distance(matrix: np.ndarray) -> np.ndarray:
+    """The distance 1 - similarity of a checked (N, N) similarity matrix: symmetric, zero diagonal, never negative."""
+    distance = 1.0 - (matrix + matrix.T) / 2.0  # symmetrise: float noise can make sim[i,j] != sim[j,i]
+    np.fill_diagonal(distance, 0.0)
+    return np.clip(distance, 0.0, None)  # cosines a hair above 1 would give negative distances
+
+
 class MergeTree:
     """The average-link merge tree of one set, cut at any similarity threshold."""
 
@@ -43,9 +50,7 @@ class MergeTree:
             raise ValueError(f"unknown linkage '{linkage_method}'; choose one of {', '.join(LINKAGES)}")
         matrix = check_similarity(similarity)
         self.n = matrix.shape[0]
-        distance = 1.0 - (matrix + matrix.T) / 2.0  # symmetrise: float noise can make sim[i,j] != sim[j,i]
-        np.fill_diagonal(distance, 0.0)
-        distance = np.clip(distance, 0.0, None)  # cosines a hair above 1 would give negative distances
+        distance = similarity_distance(matrix)
         self._tree = linkage(squareform(distance, checks=False), method=linkage_method) if self.n > 1 else None
 
     def merge_similarities(self) -> np.ndarray:

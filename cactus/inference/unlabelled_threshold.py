@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import silhouette_score
 
-from cactus.inference.cluster import THRESHOLDS, MergeTree, check_similarity
+from cactus.inference.cluster import THRESHOLDS, MergeTree, check_similarity, similarity_distance
 
 #: Sets sampled from a file or dataset to choose the threshold on (spread evenly over it).
 SAMPLE_SETS = 64
@@ -34,12 +34,6 @@ class UnlabelledChoice:
     thresholds: tuple[float, ...]
     silhouettes: tuple[float, ...]
     sets: int
-
-
-def _distance(similarity: np.ndarray) -> np.ndarray:
-    distance = np.clip(1.0 - (similarity + similarity.T) / 2.0, 0.0, None)
-    np.fill_diagonal(distance, 0.0)
-    return distance
 
 
 def set_silhouette(distance: np.ndarray, labels: np.ndarray) -> float:
@@ -62,7 +56,7 @@ def unlabelled_threshold(similarities: Sequence[np.ndarray],
     if not usable:
         return None
     trees = [MergeTree(m) for m in usable]
-    distances = [_distance(m) for m in usable]
+    distances = [similarity_distance(m) for m in usable]
     means = tuple(float(np.mean([set_silhouette(d, tree.cut(t)) for d, tree in zip(distances, trees, strict=True)]))
                   for t in thresholds)
     best = max(range(len(thresholds)), key=lambda i: (means[i], -i))
