@@ -41,12 +41,13 @@ from cactus.data import read_dataset, read_entities, write_dataset
 from cactus.data.builder import BuilderConfig, build_taxonomy_sets
 from cactus.encoders.config import EncoderConfig
 from cactus.evaluation.baselines import run_baselines
+from cactus.inference.cluster import sweep_thresholds
 from cactus.inference.embedding import frozen_embedder
 from cactus.inference.model import ClusteringModel
-from cactus.inference.unlabelled_threshold import choose_for_sets
+from cactus.inference.unlabelled_threshold import unlabelled_threshold
 from cactus.training.adapt import adapt
 from cactus.training.config import AdaptConfig, TrainConfig, config_from_dict, config_options
-from cactus.training.trainer import entity_texts, score_at, train, validate
+from cactus.training.trainer import entity_texts, train
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ALL = ("amazon_toys_dev", "banking77", "clinc150", "instacart")
@@ -82,10 +83,12 @@ def scores_on(model_dir: Path, targets: dict[str, Path], device: str | None
     out = {}
     for name, folder in targets.items():
         dataset = read_dataset(folder, ("val", "test"))
-        labelled, _ = validate(model.encoder, dataset.val, model.device, 16)
-        choice = choose_for_sets(model.encoder, [s.texts for s in dataset.val], device=model.device)
+        val_sims, test_sims = (model.similarities(sets) for sets in (dataset.val, dataset.test))  # embedded once each
+        labelled = sweep_thresholds(val_sims, [s.labels() for s in dataset.val]).best_threshold
+        choice = unlabelled_threshold(val_sims)
         thresholds = (model.threshold, labelled, model.threshold if choice is None else choice.threshold)
-        out[name] = tuple(score_at(model.encoder, dataset.test, t, model.device, 16)["AMI"] for t in thresholds)
+        scored = sweep_thresholds(test_sims, [s.labels() for s in dataset.test], thresholds=thresholds)
+        out[name] = tuple(scores["AMI"] for scores in scored.scores)
     return out
 
 
