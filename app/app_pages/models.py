@@ -145,12 +145,7 @@ def threshold_panel(model: ModelInfo) -> None:
         except (CactusError, OSError) as exc:
             st.error(f"The model {model.name!r} could not be loaded: {exc}")
             return
-        try:
-            with state.writing("admin", "Changing a model's threshold") as session:
-                set_dataset_threshold(session, model.id, chosen, result.sweep.best_threshold,
-                                      chosen_on_sets=result.sets)
-        except AccessError as exc:
-            st.error(str(exc))
+        if not store_threshold(model, chosen, result.sweep.best_threshold, result.sets, labelled=True):
             return
         st.session_state["models_rechosen"] = (model.id, chosen, result)
         st.rerun()
@@ -190,15 +185,20 @@ def unlabelled_threshold_chosen(model: ModelInfo, dataset_id: int, name: str) ->
         st.warning(f"No set of {name} with 3 or more entities shows cluster structure at any threshold under "
                    f"{model.name}: nothing to choose from, the threshold stays as it is.")
         return
+    if store_threshold(model, dataset_id, choice.threshold, choice.sets, labelled=False):
+        st.session_state.pop("models_rechosen", None)
+        st.rerun()
+
+
+def store_threshold(model: ModelInfo, dataset_id: int, threshold: float, sets: int, *, labelled: bool) -> bool:
+    """Keep a re-chosen threshold for the model on the dataset (admins only); False, with the reason shown, if not."""
     try:
         with state.writing("admin", "Changing a model's threshold") as session:
-            set_dataset_threshold(session, model.id, dataset_id, choice.threshold, chosen_on_sets=choice.sets,
-                                  labelled=False)
+            set_dataset_threshold(session, model.id, dataset_id, threshold, chosen_on_sets=sets, labelled=labelled)
     except AccessError as exc:
         st.error(str(exc))
-        return
-    st.session_state.pop("models_rechosen", None)
-    st.rerun()
+        return False
+    return True
 
 
 def predict_panel(model: ModelInfo) -> None:
