@@ -104,9 +104,9 @@ def sampled_set_texts(session: Session, dataset_id: int) -> list[list[str]]:
 def choose_threshold_unlabelled(clustering_model: Any, texts: list[list[str]]):
     """The threshold whose clusterings of these sets have the highest mean silhouette under the model (no labels),
     or None when no set of 3 or more entities shows structure."""
-    from cactus.inference.unlabelled_threshold import choose_for_sets
+    from cactus.inference.unlabelled_threshold import unlabelled_threshold
 
-    return choose_for_sets(clustering_model.encoder, texts, device=clustering_model.device)
+    return unlabelled_threshold(clustering_model.similarities(texts))
 
 
 def ask_teacher(session: Session, detail: SetDetail) -> JobInfo:

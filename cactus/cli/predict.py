@@ -79,10 +79,10 @@ def auto_threshold(model, sets_file: Path, mode: str | None) -> float:
     import sys
 
     from cactus.data.set_files import iter_sets
-    from cactus.inference.unlabelled_threshold import SAMPLE_SETS, choose_for_sets
+    from cactus.inference.unlabelled_threshold import SAMPLE_SETS, unlabelled_threshold
 
     sample = [s.texts for s in itertools.islice(iter_sets(sets_file, on_skip=lambda skipped: None), SAMPLE_SETS)]
-    choice = choose_for_sets(model.encoder, sample, mode=mode, device=model.device)
+    choice = unlabelled_threshold(model.similarities(sample, mode=mode))  # sets under 3 entities are skipped there
     if choice is None:
         print(f"--threshold auto: no set of 3 or more entities among the first {len(sample)} shows cluster "
               f"structure at any threshold; keeping the model's {model.threshold:+.2f}", file=sys.stderr)

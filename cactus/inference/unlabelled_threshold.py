@@ -65,13 +65,3 @@ def unlabelled_threshold(similarities: Sequence[np.ndarray],
     return UnlabelledChoice(float(thresholds[best]), means[best], tuple(float(t) for t in thresholds), means,
                             len(usable))
 
-
-def choose_for_sets(encoder, sets: Sequence[Sequence[str]], *, mode: str | None = None, device: str | None = None,
-                    batch_size: int = 16) -> UnlabelledChoice | None:
-    """:func:`unlabelled_threshold` on the similarities a set encoder gives ``sets`` (texts of each set)."""
-    from cactus.inference.model import set_similarities
-
-    sample = [list(s) for s in sets if len(s) >= 3]
-    if not sample:
-        return None
-    return unlabelled_threshold(set_similarities(encoder, sample, mode=mode, batch_size=batch_size, device=device))
