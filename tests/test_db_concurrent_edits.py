@@ -48,10 +48,10 @@ SIZE = 6
 def _choose(rng: random.Random, seen: Partition, undoable: int, redoable: int, who: str, k: int) -> tuple[str, object]:
     """An edit that changes ``seen`` (so an accepted one is always logged)."""
     roll = rng.random()
+    if roll < 0.5 and redoable:  # a redo is open only until the next accepted edit: take it often, or none may land
+        return "redo", None
     if roll < 0.1 and undoable >= 2:  # never undo the first accept: the set keeps a human clustering
         return "undo", None
-    if roll < 0.2 and redoable:
-        return "redo", None
     if roll < 0.4:
         return "rename", Rename(cluster=rng.randrange(len(seen.clusters)), name=f"{who}-{k}")
     entity = rng.randrange(SIZE)
