@@ -21,7 +21,8 @@ def test_flat_options_written_before_nesting_read_back_into_the_nested_config():
     assert config.encoder == EncoderConfig(backbone="/models/bert", mode="fia", max_tokens=24)
     assert (config.loss, config.epochs, config.seed) == ("bce", 3, 1)
     # cards and job parameters keep the same keys and values; options added since (issue 14) come at defaults
-    added = {"mix": "proportional", "wise_ft": None, "freeze_layers": 0, "backbone_lr_scale": 1.0, "selfsup_mix": 0.0}
+    added = {"mix": "proportional", "wise_ft": None, "freeze_layers": 0, "backbone_lr_scale": 1.0,
+             "selfsup_mix": 0.0, "cut": "auto"}
     assert config_options(config) == {**OLD_FLAT, **added}
 
 

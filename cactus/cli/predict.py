@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS, DTYPES
+from cactus.inference.threshold import CUTS, describe_cut, resolve_cut
 
 ENGINES = ("local", "ray")
 
@@ -42,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="override the model's similarity threshold (-1..1); 'auto' chooses it on the first "
                         "sets of this file without labels (the threshold whose clusters have the highest mean "
                         "silhouette), for data far from what the model was trained on")
+    parser.add_argument("--cut", choices=CUTS,
+                        help="where each set is cut: 'threshold' (one threshold for every set) or 'silhouette' (each "
+                        "set of 3+ entities where its clusters have the highest silhouette, 2 to 10 clusters); "
+                        "default: the model's choice on validation, or 'threshold' when --threshold is given")
     parser.add_argument("--mode", help="run with another attention mode than the trained one (e.g. nia)")
     parser.add_argument("--max-batch-tokens", type=int, default=DEFAULT_MAX_BATCH_TOKENS, metavar="T",
                         help="tokens per encoder batch, padding included; sets of similar size are batched "
@@ -121,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         threshold = auto_threshold(model, args.sets, args.mode)
     else:
         threshold = model.threshold if args.threshold is None else args.threshold
+    cut = model.cut_for(None if args.threshold is None else threshold, args.cut)
     namer = None
     if args.name_clusters or args.names_from is not None:
         from cactus.inference.names import set_namer
@@ -136,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{len(book)} cluster names from {args.names_from}", file=sys.stderr)
         namer = set_namer(book)
     try:
-        options = StreamOptions(threshold=threshold, mode=args.mode, with_similarity=args.with_similarity,
+        options = StreamOptions(threshold=threshold, cut=cut, mode=args.mode, with_similarity=args.with_similarity,
                                 max_batch_tokens=args.max_batch_tokens, dtype=args.dtype, namer=namer)
     except ValueError as exc:
         raise CactusError(str(exc)) from None
@@ -173,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
                 raise CactusError(str(exc)) from None
             raise
     total = output.finish()
-    print(f"wrote {total} clustered sets to {args.out} (threshold {threshold:+.2f})")
+    print(f"wrote {total} clustered sets to {args.out} ({describe_cut(threshold, cut)})")
     return 0
 
 
@@ -198,12 +204,14 @@ def run_ray(args: argparse.Namespace) -> int:
         threshold = auto_threshold(ClusteringModel.load(args.model, device="cpu"), Path(args.sets), args.mode)
     else:
         threshold = read_card(args.model).threshold if args.threshold is None else args.threshold
-    run = RayRun(model=args.model.resolve(), sets=str(args.sets), out=args.out, threshold=threshold, mode=args.mode,
+    cut = resolve_cut(read_card(args.model).cut, args.threshold is not None, args.cut)
+    run = RayRun(model=args.model.resolve(), sets=str(args.sets), out=args.out, threshold=threshold, cut=cut,
+                 mode=args.mode,
                  with_similarity=args.with_similarity, max_batch_tokens=args.max_batch_tokens, dtype=args.dtype,
                  skip_invalid=args.skip_invalid, address=args.ray_address, actors=args.actors,
                  shard_format=args.shard_format)
     total = predict_ray(run)
-    print(f"wrote {total} clustered sets to {args.out} (threshold {run.threshold:+.2f}, Ray)")
+    print(f"wrote {total} clustered sets to {args.out} ({describe_cut(run.threshold, run.cut)}, Ray)")
     return 0
 
 

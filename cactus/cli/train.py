@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from cactus.errors import CactusError
+from cactus.inference.threshold import describe_cut
+from cactus.training.config import TRAIN_CUTS
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fine-tune a set encoder on labelled sets (keeps the best epoch, scores the test split)",
         description="Fine-tune a set encoder with AdamW on DATASET_DIR/train.jsonl; after every epoch sweep the "
         "clustering threshold on val.jsonl (by NMI+AMI+RI+ARI) and keep the best epoch in --out; finally score "
-        "test.jsonl. An interrupted run resumes from its last epoch when started again with the same --out. "
+        "test.jsonl (each set cut at the threshold, or per set where its silhouette is highest when validation "
+        "prefers that: --cut). An interrupted run resumes from its last epoch when started again with the same --out. "
         "Runs data-parallel under torchrun.",
     )
     parser.add_argument("dataset", type=Path, nargs="?",
@@ -67,6 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="first pretrain this many steps on self-supervised sets from the training entities "
                         "(into OUT/pretrained), then fine-tune from there")
     add_robustness_options(parser)
+    parser.add_argument("--cut", choices=TRAIN_CUTS, default="auto",
+                        help="where the model cuts each set's merge tree: 'threshold' (the validation threshold for "
+                        "every set), 'silhouette' (each set of 3+ entities where its clusters have the highest "
+                        "silhouette, 2 to 10 clusters) or 'auto' (the better of the two on validation; default)")
     parser.add_argument("--progress-jsonl", type=Path,
                         help="also append every progress report as a JSON line here (for job runners)")
     add_model_options(parser)
@@ -95,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
                      force=args.force, source=", ".join(str(d / "train.jsonl") for d in datasets))
             init = str(pretrained)
         robust = {"wise_ft": args.wise_ft, "freeze_layers": args.freeze_layers,
-                  "backbone_lr_scale": args.backbone_lr_scale, "selfsup_mix": args.selfsup_mix, "mix": args.mix}
+                  "backbone_lr_scale": args.backbone_lr_scale, "selfsup_mix": args.selfsup_mix, "mix": args.mix,
+                  "cut": args.cut}
         result = train(datasets[0] if len(datasets) == 1 else datasets, args.out,
                        _config(TrainConfig, args, epochs=args.epochs, limit_train=args.limit_train, init=init,
                                **robust),
@@ -103,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     card = result.card
-    print(f"saved {result.model_dir} (best epoch {card.epoch}, threshold {card.threshold:+.1f})")
+    print(f"saved {result.model_dir} (best epoch {card.epoch}, {describe_cut(card.threshold, card.cut)})")
     print("test: " + ", ".join(f"{k} {v:.3f}" for k, v in card.test.items() if k != "sets"))
     return 0
 

@@ -25,8 +25,8 @@ from cactus.data.sets import Dataset, EntitySet
 from cactus.evaluation.intervals import bootstrap_intervals
 from cactus.evaluation.metrics import average_scores, clustering_scores, selection_score
 from cactus.inference.cluster import MergeTree, sweep_thresholds
+from cactus.inference.per_set_cut import SILHOUETTE_KMAX
 
-SILHOUETTE_KMAX = 10
 Embedder = Callable[[Sequence[EntitySet]], list[np.ndarray]]
 
 

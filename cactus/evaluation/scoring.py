@@ -54,9 +54,10 @@ def evaluate_predictions(gold: Sequence[EntitySet], pred: Sequence[EntitySet], *
 
 
 def evaluate_model(model_dir: str, sets: Sequence[EntitySet], *, device: str | None = None,
-                   threshold: float | None = None, mode: str | None = None) -> Evaluation:
-    """Scores of a model folder's predictions on labelled ``sets`` (at its validation threshold)."""
+                   threshold: float | None = None, cut: str | None = None, mode: str | None = None) -> Evaluation:
+    """Scores of a model folder's predictions on labelled ``sets`` (at its validation threshold and cut, unless
+    given: see :meth:`cactus.inference.model.ClusteringModel.cut_for`)."""
     from cactus.inference.model import ClusteringModel
 
     model = ClusteringModel.load(model_dir, device=device)
-    return evaluate_predictions(sets, model.predict(sets, threshold=threshold, mode=mode))
+    return evaluate_predictions(sets, model.predict(sets, threshold=threshold, cut=cut, mode=mode))

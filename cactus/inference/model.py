@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from cactus.data.sets import EntitySet
-from cactus.inference.cluster import MergeTree
-from cactus.inference.threshold import check_threshold
+from cactus.inference.per_set_cut import cut_labels
+from cactus.inference.threshold import check_threshold, resolve_cut
 from cactus.training.checkpoint import ModelCard, backbone_dir, read_card
 
 
@@ -71,6 +71,16 @@ class ClusteringModel:
     def threshold(self) -> float:
         return self.card.threshold
 
+    @property
+    def cut(self) -> str:
+        """Where sets are cut: "threshold" or "silhouette" (per set), as chosen on validation (see the card)."""
+        return self.card.cut
+
+    def cut_for(self, threshold: float | None, cut: str | None = None) -> str:
+        """The cut a prediction uses: ``cut`` when given; else a threshold given by the caller means that threshold,
+        and no threshold means the card's choice."""
+        return resolve_cut(self.card.cut, threshold is not None, cut)
+
     def similarities(self, sets: Sequence[EntitySet | Sequence[str]], *, mode: str | None = None,
                      batch_size: int = 16, progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
         """(N, N) cosine similarities per set; ``mode`` overrides the trained attention (e.g. "nia")."""
@@ -102,15 +112,17 @@ class ClusteringModel:
                 progress(len(chunk))
         return out
 
-    def predict(self, sets: Sequence[EntitySet], *, threshold: float | None = None, with_similarity: bool = False,
-                mode: str | None = None, batch_size: int = 16,
+    def predict(self, sets: Sequence[EntitySet], *, threshold: float | None = None, cut: str | None = None,
+                with_similarity: bool = False, mode: str | None = None, batch_size: int = 16,
                 progress: Callable[[int], None] | None = None) -> list[EntitySet]:
-        """Each set clustered by average link at ``threshold`` (default: the card's)."""
+        """Each set clustered by average link at ``threshold`` (default: the card's) under ``cut`` (see
+        :meth:`cut_for`)."""
+        cut = self.cut_for(threshold, cut)
         threshold = check_threshold(self.card.threshold if threshold is None else threshold)
         sims = self.similarities(sets, mode=mode, batch_size=batch_size, progress=progress)
         out = []
         for entity_set, sim in zip(sets, sims, strict=True):
-            predicted = entity_set.with_labels(MergeTree(sim).cut(threshold))
+            predicted = entity_set.with_labels(cut_labels(sim, threshold, cut))
             if with_similarity:
                 predicted.similarity = np.round(sim, 5).tolist()
             out.append(predicted)

@@ -42,6 +42,7 @@ class RayRun:
     sets: str
     out: Path
     threshold: float
+    cut: str = "threshold"
     mode: str | None = None
     with_similarity: bool = False
     max_batch_tokens: int = 8192
@@ -56,8 +57,9 @@ class RayRun:
         """The :class:`~cactus.inference.streaming.StreamOptions` each actor runs with."""
         from cactus.inference.streaming import StreamOptions
 
-        return StreamOptions(threshold=self.threshold, mode=self.mode, with_similarity=self.with_similarity,
-                             max_batch_tokens=self.max_batch_tokens, window=self.window, dtype=self.dtype)
+        return StreamOptions(threshold=self.threshold, cut=self.cut, mode=self.mode,
+                             with_similarity=self.with_similarity, max_batch_tokens=self.max_batch_tokens,
+                             window=self.window, dtype=self.dtype)
 
 
 def load_ray():

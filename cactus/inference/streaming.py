@@ -19,8 +19,10 @@ import numpy as np
 from cactus.data.sets import EntitySet
 from cactus.inference.cluster import MergeTree, check_threshold
 from cactus.inference.heap import release_free_heap
+from cactus.inference.per_set_cut import set_threshold
 from cactus.inference.review_priority import uncertainty
 from cactus.inference.streaming_defaults import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_WINDOW, DTYPES
+from cactus.inference.threshold import check_cut
 
 _DONE = object()
 
@@ -34,10 +36,12 @@ class StreamOptions:
 
     ``namer`` names every predicted cluster (``cluster_names``, with ``"cluster_names_generated": true``);
     ``with_uncertainty`` adds ``"uncertainty"``: the share of the set's merges that lie near the threshold
-    (:func:`cactus.inference.review_priority.uncertainty`).
+    (:func:`cactus.inference.review_priority.uncertainty`). With ``cut="silhouette"`` each set of 3 or more
+    entities is cut at its own threshold (:mod:`cactus.inference.per_set_cut`), recorded as ``"set_threshold"``.
     """
 
     threshold: float
+    cut: str = "threshold"
     mode: str | None = None
     with_similarity: bool = False
     max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS
@@ -48,6 +52,7 @@ class StreamOptions:
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
+        check_cut(self.cut)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if isinstance(self.max_batch_tokens, bool) or not isinstance(self.max_batch_tokens, int) \
@@ -162,13 +167,16 @@ def predict_stream(encoder, sets: Iterable[EntitySet], emit: Callable[[EntitySet
             window, sims, embeddings = item
             for i, (entity_set, sim) in enumerate(zip(window, sims, strict=True)):
                 tree = MergeTree(sim)
-                labels = tree.cut(options.threshold)
+                threshold = set_threshold(sim, options.threshold, options.cut, tree=tree)
+                labels = tree.cut(threshold)
                 names = options.namer(entity_set, labels, embeddings[i]) if options.namer is not None else None
                 clustered = entity_set.with_labels(labels, names)
                 if names is not None:
                     clustered.extra["cluster_names_generated"] = True
+                if options.cut != "threshold":
+                    clustered.extra["set_threshold"] = round(threshold, 5)
                 if options.with_uncertainty:
-                    clustered.extra["uncertainty"] = round(uncertainty(tree, options.threshold), 5)
+                    clustered.extra["uncertainty"] = round(uncertainty(tree, threshold), 5)
                 if options.with_similarity:
                     clustered.similarity = np.round(sim, 5).tolist()
                 emit(clustered)

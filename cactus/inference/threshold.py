@@ -23,3 +23,29 @@ def check_threshold(threshold: object) -> float:
             f"threshold must lie in [-1, 1] (a cosine similarity), got {threshold!r}; choose it on a validation split"
         )
     return float(threshold)
+
+
+#: Where a model cuts each set's merge tree: at its threshold, or per set (see :mod:`cactus.inference.per_set_cut`).
+CUTS = ("threshold", "silhouette")
+
+
+def check_cut(cut: object) -> str:
+    """``cut`` when it is one of :data:`CUTS`, else a ValueError naming them."""
+    if cut not in CUTS:
+        raise ValueError(f"unknown cut {cut!r}; choose one of {', '.join(CUTS)}")
+    return str(cut)
+
+
+def describe_cut(threshold: float, cut: str) -> str:
+    """How a model cuts sets, in words: "threshold +0.40" or "a per-set cut (silhouette; +0.40 below 3 entities)"."""
+    if check_cut(cut) == "threshold":
+        return f"threshold {threshold:+.2f}"
+    return f"a per-set cut (highest silhouette; threshold {threshold:+.2f} for sets under 3 entities)"
+
+
+def resolve_cut(card_cut: str, threshold_given: bool, cut: str | None = None) -> str:
+    """The cut a prediction uses: ``cut`` when given; else a threshold the caller gave means that threshold for
+    every set, and none means the model card's choice."""
+    if cut is not None:
+        return check_cut(cut)
+    return "threshold" if threshold_given else check_cut(card_cut)

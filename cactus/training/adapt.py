@@ -23,6 +23,7 @@ from torch import nn
 
 from cactus.encoders.config import EncoderConfig
 from cactus.inference.model import resolve_device
+from cactus.inference.threshold import describe_cut
 from cactus.losses import build_loss
 from cactus.training.checkpoint import (
     BACKBONE_DIR,
@@ -46,6 +47,7 @@ from cactus.training.trainer import (
     _Timer,
     autocast_for,
     build_encoder,
+    choose_model_cut,
     domain_fingerprints,
     epoch_batches,
     init_neutral,
@@ -145,12 +147,15 @@ def adapt(model_dir: str | Path, texts: Sequence[str], out_dir: str | Path, conf
         report(Progress("pretrain", step, config.steps, loss=timer.mean_loss,
                         eta_s=timer.elapsed / step * (config.steps - step), sets_per_s=timer.sets_per_s(1)))
     report(Progress("validate", config.steps, config.steps, message="choosing the threshold on the replayed sets"))
-    threshold, scores = validate(encoder, replayed.val, device, config.eval_batch_size)
+    threshold, _ = validate(encoder, replayed.val, device, config.eval_batch_size)
+    cut, cut_scores = choose_model_cut(encoder, replayed.val, threshold, device, config.eval_batch_size,
+                                       card.config.get("cut", "auto"))
+    scores = cut_scores[cut]
     out_dir.mkdir(parents=True, exist_ok=True)
     if force:
         shutil.rmtree(out_dir / BACKBONE_DIR, ignore_errors=True)
     save_backbone(encoder, out_dir / BACKBONE_DIR)
-    test = score_at(encoder, replayed.test, threshold, device, config.eval_batch_size) if replayed.test else {}
+    test = score_at(encoder, replayed.test, threshold, device, config.eval_batch_size, cut) if replayed.test else {}
     chunks = [list(texts[i:i + 16]) for i in range(0, len(texts), 16)]
     domains = domain_fingerprints(
         encoder, [(str(f), [s.texts for s in mixed_dataset([f], "proportional", 0).train]) for f in folders]
@@ -159,12 +164,13 @@ def adapt(model_dir: str | Path, texts: Sequence[str], out_dir: str | Path, conf
                "steps": config.steps, "lr": config.lr, "replay_weight": config.replay_weight, "seed": config.seed,
                "source_validation_before": card.validation, "source_test_before": card.test}
     training_data = {**card.training_data, "adapted": [*card.training_data.get("adapted", []), adapted],
-                     "domains": domains}
-    new_card = replace(card, threshold=threshold, s_neu=loss.neutral.item() if hasattr(loss, "neutral") else None,
-                       validation=scores, test=test, training_data=training_data, versions=software_versions(),
+                     "domains": domains, "cut_validation": cut_scores}
+    new_card = replace(card, threshold=threshold, cut=cut,
+                       s_neu=loss.neutral.item() if hasattr(loss, "neutral") else None, validation=scores,
+                       test=test, training_data=training_data, versions=software_versions(),
                        created=now_iso())
     write_card(out_dir, new_card)
     report(Progress("done", config.steps, config.steps, metrics=test or scores,
-                    message=f"adapted {config.steps} steps on {len(texts)} texts; threshold {threshold:+.1f} on "
+                    message=f"adapted {config.steps} steps on {len(texts)} texts; {describe_cut(threshold, cut)} on "
                     f"{len(replayed.val)} replayed validation sets"))
     return TrainResult(out_dir, new_card)

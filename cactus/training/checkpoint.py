@@ -27,7 +27,7 @@ from typing import Any
 from cactus import __version__
 from cactus.errors import CactusError
 from cactus.files import atomic_text
-from cactus.inference.threshold import check_threshold
+from cactus.inference.threshold import check_cut, check_threshold
 
 CARD_FORMAT = "cactus-checkpoint"
 CARD_VERSION = 1
@@ -48,6 +48,9 @@ class ModelCard:
     loss: str
     max_tokens: int
     threshold: float  # average-link similarity threshold chosen on validation
+    # where each set is cut: "threshold" (the one above) or "silhouette" (per set, see cactus.inference.per_set_cut);
+    # chosen on validation; cards written before the per-set cut existed mean "threshold"
+    cut: str = "threshold"
     s_neu: float | None = None  # the learnt neutral similarity (aug_triplet only)
     validation: dict[str, float] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
@@ -83,7 +86,8 @@ class ModelCard:
         if missing:
             raise CheckpointError(f"{path} lacks {', '.join(missing)}")
         try:
-            data = {**data, "threshold": check_threshold(data["threshold"])}
+            data = {**data, "threshold": check_threshold(data["threshold"]),
+                    "cut": check_cut(data.get("cut", "threshold"))}
         except ValueError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
         return cls(**data)

@@ -52,9 +52,12 @@ class TrainConfig:
     freeze_layers: int = 0  # keep the embeddings and the lowest N layers of the backbone frozen
     backbone_lr_scale: float = 1.0  # the backbone learns at lr * S; s_neu and other non-backbone parameters at lr
     selfsup_mix: float = 0.0  # after each supervised step, a self-supervised step with this probability
+    cut: str = "auto"  # where sets are cut: "auto" (the better on validation), "threshold" or "silhouette"
 
     def __post_init__(self) -> None:
         _check_common(self, ("epochs", "batch_size", "eval_batch_size"))
+        if self.cut not in TRAIN_CUTS:
+            raise ValueError(f"cut must be one of {', '.join(TRAIN_CUTS)}, got {self.cut!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.limit_train is not None and self.limit_train < 1:
@@ -70,6 +73,9 @@ class TrainConfig:
         if not 0.0 <= self.selfsup_mix <= 1.0:
             raise ValueError(f"selfsup_mix must be between 0 and 1, got {self.selfsup_mix}")
 
+
+#: ``cactus train --cut``: choose on validation, or always one cut (see :mod:`cactus.inference.per_set_cut`).
+TRAIN_CUTS: tuple[str, ...] = ("auto", "threshold", "silhouette")
 
 #: How ``cactus train --datasets A B C`` mixes the training sets of several datasets.
 MIXES: tuple[str, ...] = ("proportional", "equal")

@@ -34,8 +34,10 @@ from torch import Tensor, nn
 from cactus.data.sets import SPLITS, Dataset, EntitySet, read_dataset
 from cactus.encoders.config import EncoderConfig
 from cactus.evaluation.metrics import average_scores, clustering_scores, selection_score
-from cactus.inference.cluster import MergeTree, ThresholdSweep, sweep_thresholds
+from cactus.inference.cluster import ThresholdSweep, sweep_thresholds
 from cactus.inference.model import resolve_device, set_similarities
+from cactus.inference.per_set_cut import choose_cut, cut_labels
+from cactus.inference.threshold import describe_cut
 from cactus.losses import build_loss, pair_targets
 from cactus.training.checkpoint import (
     BACKBONE_DIR,
@@ -285,16 +287,25 @@ def sweep_curve(sweep: ThresholdSweep) -> list[dict[str, float]]:
             for t, s in zip(sweep.thresholds, sweep.scores, strict=True)]
 
 
-def score_at(encoder, sets: Sequence[EntitySet], threshold: float, device: str, batch_size: int
-             ) -> dict[str, float]:
+def score_at(encoder, sets: Sequence[EntitySet], threshold: float, device: str, batch_size: int,
+             cut: str = "threshold") -> dict[str, float]:
+    """Averaged scores of ``sets`` clustered at ``threshold`` under ``cut``."""
     sims = set_similarities(encoder, [s.texts for s in sets], batch_size=batch_size, device=device)
-    return average_scores(clustering_scores(s.labels(), MergeTree(m).cut(threshold))
+    return average_scores(clustering_scores(s.labels(), cut_labels(m, threshold, cut))
                           for s, m in zip(sets, sims, strict=True))
+
+
+def choose_model_cut(encoder, sets: Sequence[EntitySet], threshold: float, device: str, batch_size: int,
+                     wanted: str = "auto") -> tuple[str, dict[str, dict[str, float]]]:
+    """The cut a model keeps (``wanted``, or with "auto" the better on the labelled ``sets``) and both cuts' scores."""
+    sims = set_similarities(encoder, [s.texts for s in sets], batch_size=batch_size, device=device)
+    choice = choose_cut(sims, [s.labels() for s in sets], threshold)
+    return (choice.cut if wanted == "auto" else wanted), choice.scores
 
 
 #: Options added after runs were first saved, with the value an older run's progress stands for.
 _ADDED_OPTIONS: dict[str, Any] = {"mix": "proportional", "wise_ft": None, "freeze_layers": 0, "backbone_lr_scale": 1.0,
-                                  "selfsup_mix": 0.0}
+                                  "selfsup_mix": 0.0, "cut": "auto"}
 
 
 def check_out_dir(out_dir: Path, config_dict: dict[str, Any], *, force: bool) -> dict[str, Any] | None:
@@ -553,8 +564,16 @@ def _finish(out_dir: Path, dataset, dataset_dirs: Sequence[Path], device: str, c
                                          "fine_tuned_validation": card.validation}
         card.threshold, card.validation = averaged["threshold"], averaged["validation"]
         write_card(out_dir, card)
+    if "cut_validation" not in card.training_data:
+        report(Progress("validate", 1, 1, config.epochs, config.epochs,
+                        message="choosing between the threshold and a per-set cut on validation"))
+        card.cut, cut_scores = choose_model_cut(model.encoder, dataset.val, card.threshold, device,
+                                                config.eval_batch_size, config.cut)
+        card.training_data["cut_validation"] = cut_scores
+        card.validation = dict(cut_scores[card.cut])
+        write_card(out_dir, card)
     report(Progress("test", 1, 1, config.epochs, config.epochs, message="scoring the test split"))
-    card.test = score_at(model.encoder, dataset.test, card.threshold, device, config.eval_batch_size)
+    card.test = score_at(model.encoder, dataset.test, card.threshold, device, config.eval_batch_size, card.cut)
     sources = ([(str(dataset_dirs[0]), [s.texts for s in dataset.train])] if len(dataset_dirs) == 1 else
                [(str(d), [s.texts for s in read_dataset(d, ("train",)).train]) for d in dataset_dirs])
     card.training_data["domains"] = domain_fingerprints(model.encoder, sources, device, config.eval_batch_size)
@@ -563,7 +582,7 @@ def _finish(out_dir: Path, dataset, dataset_dirs: Sequence[Path], device: str, c
     write_card(out_dir, card)
     clear_training_state(out_dir)
     report(Progress("done", 1, 1, config.epochs, config.epochs, metrics=card.test,
-                    message=f"best epoch {card.epoch}, threshold {card.threshold:+.1f}; test "
+                    message=f"best epoch {card.epoch}, {describe_cut(card.threshold, card.cut)}; test "
                     + ", ".join(f"{k} {v:.3f}" for k, v in card.test.items() if k != "sets")))
     return TrainResult(out_dir, card, card.history)
 
