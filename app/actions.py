@@ -16,14 +16,18 @@ import numpy as np
 
 from app.compare import agreement
 from cactus.data import EntitySet, labels_to_clusters
+from cactus.evaluation.metrics import average_scores, clustering_scores
 from cactus.inference.cluster import MergeTree, ThresholdSweep, sweep_thresholds
+from cactus.inference.per_set_cut import CutChoice, choose_cut, cut_labels, set_threshold
 from db import (
+    AppliedCut,
     ClusteringView,
     DatasetThreshold,
     ModelInfo,
     Session,
     SetDetail,
     add_clustering,
+    applied_cut,
     dataset_set_ids,
     load_entity_sets,
     threshold_truth,
@@ -46,7 +50,7 @@ def predict_set(session: Session, detail: SetDetail, model: ModelInfo, clusterin
     from cactus.inference.names import set_namer
     from cactus.inference.streaming import StreamOptions, predict_stream
 
-    threshold = override.threshold if override is not None else clustering_model.threshold
+    applied = applied_cut(clustering_model.threshold, clustering_model.cut, override)
     entity_set = detail.to_entity_set()
     named = next((c for c in (detail.latest(s) for s in ("human", "reference", "teacher"))
                   if c is not None and any(n.strip() for n in c.names)), None)
@@ -54,13 +58,15 @@ def predict_set(session: Session, detail: SetDetail, model: ModelInfo, clusterin
         entity_set = EntitySet(entity_set.id, entity_set.entities, [list(c) for c in named.clusters],
                                list(named.names))
     results: list[EntitySet] = []
-    options = StreamOptions(threshold=threshold, namer=set_namer(), with_uncertainty=True)
+    options = StreamOptions(threshold=applied.threshold, cut=applied.cut, namer=set_namer(), with_uncertainty=True)
     predict_stream(clustering_model.encoder, [entity_set], results.append, options)
     predicted = results[0]
+    own = {"set_threshold": predicted.extra["set_threshold"]} if "set_threshold" in predicted.extra else {}
     return add_clustering(session, detail.id, "model", predicted.clusters, predicted.cluster_names,
                           model_id=model.id, producer=model.name,
-                          details={"threshold": threshold, "threshold_source": "dataset" if override else "card",
-                                   "names_generated": True, "uncertainty": predicted.extra.get("uncertainty", 0.0)})
+                          details={"threshold": applied.threshold, "threshold_source": applied.source,
+                                   "cut": applied.cut, **own, "names_generated": True,
+                                   "uncertainty": predicted.extra.get("uncertainty", 0.0)})
 
 
 def threshold_sets(session: Session, dataset_id: int, limit: int = RECHOOSE_MAX_SETS) -> list[EntitySet]:
@@ -72,24 +78,35 @@ def threshold_sets(session: Session, dataset_id: int, limit: int = RECHOOSE_MAX_
 
 @dataclass(frozen=True)
 class Rechosen:
-    """A threshold sweep on a dataset's labelled sets, and the scores there at the card's threshold."""
+    """A threshold sweep on a dataset's labelled sets, the better cut there (the best threshold for every set, or a
+    per-set cut) with both cuts' scores, and the scores at the card's threshold and cut."""
 
     sweep: ThresholdSweep
+    cut: CutChoice
     sets: int
     card_threshold: float
+    card_cut: str
     at_card: dict[str, float]
+
+    @property
+    def best(self) -> dict[str, float]:
+        """The scores of what is kept: the chosen cut at the swept threshold."""
+        return self.cut.scores[self.cut.cut]
 
 
 def rechoose_threshold(clustering_model: Any, sets: list[EntitySet]) -> Rechosen:
-    """Sweep the thresholds of average-link clustering with the model's similarities on labelled ``sets``."""
+    """Sweep the thresholds of average-link clustering with the model's similarities on labelled ``sets``, then
+    choose between the best threshold and a per-set cut on the same sets (as training does on validation)."""
     if not sets:
         raise ValueError("no labelled sets to choose a threshold on")
     similarities = clustering_model.similarities(sets)
     gold = [np.asarray(s.labels()) for s in sets]
     sweep = sweep_thresholds(similarities, gold)
-    card = clustering_model.threshold
-    at_card = sweep_thresholds(similarities, gold, thresholds=[card]).best_scores
-    return Rechosen(sweep, len(sets), card, at_card)
+    cut = choose_cut(similarities, gold, sweep.best_threshold)
+    card, card_cut = clustering_model.threshold, clustering_model.cut
+    at_card = average_scores(clustering_scores(g, cut_labels(sim, card, card_cut))
+                             for sim, g in zip(similarities, gold, strict=True))
+    return Rechosen(sweep, cut, len(sets), card, card_cut, at_card)
 
 
 def sampled_set_texts(session: Session, dataset_id: int) -> list[list[str]]:
@@ -127,6 +144,7 @@ class ModeOutcome:
     mode: str
     clusters: list[list[int]]
     ari: float | None  # against the comparison clustering, when there is one
+    threshold: float  # where this mode's similarities were cut (the set's own under a per-set cut)
 
 
 def cluster_at(similarity: np.ndarray, threshold: float) -> list[list[int]]:
@@ -134,14 +152,16 @@ def cluster_at(similarity: np.ndarray, threshold: float) -> list[list[int]]:
     return labels_to_clusters(MergeTree(similarity).cut(threshold))
 
 
-def mode_outcomes(similarities: dict[str, np.ndarray], threshold: float, against: Sequence[Sequence[int]] | None,
+def mode_outcomes(similarities: dict[str, np.ndarray], applied: AppliedCut, against: Sequence[Sequence[int]] | None,
                   size: int) -> list[ModeOutcome]:
-    """For each mode (e.g. SIA and NIA of one model), its clusters at ``threshold`` and their ARI to ``against``."""
+    """For each mode (e.g. SIA and NIA of one model), its clusters under ``applied`` (at the threshold, or at the
+    mode's own per-set threshold) and their ARI to ``against``."""
     out = []
     for mode, similarity in similarities.items():
+        threshold = set_threshold(similarity, applied.threshold, applied.cut)
         clusters = cluster_at(similarity, threshold)
         score = agreement(against, clusters, size)["ARI"] if against is not None else None
-        out.append(ModeOutcome(mode, clusters, score))
+        out.append(ModeOutcome(mode, clusters, score, threshold))
     return out
 
 

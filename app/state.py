@@ -228,6 +228,18 @@ def sweep_curve(model: ModelInfo) -> list[dict[str, float]] | None:
     return (best or {}).get("sweep") or None
 
 
+def model_cut(model: ModelInfo) -> tuple[str, dict[str, dict[str, float]]]:
+    """The card's cut ("threshold" or "silhouette") and the validation scores of both cuts it was chosen on (empty for
+    models trained before the per-set cut); ("threshold", {}) when the card cannot be read."""
+    from cactus.training.checkpoint import CheckpointError, read_card
+
+    try:
+        card = read_card(model.checkpoint)
+    except CheckpointError:
+        return "threshold", {}
+    return card.cut, card.training_data.get("cut_validation") or {}
+
+
 def _stamp(checkpoint: str) -> float:
     card = Path(checkpoint) / "card.json"
     return card.stat().st_mtime if card.exists() else 0.0

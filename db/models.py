@@ -291,6 +291,8 @@ class DatasetThresholdRow(Base):
     threshold: Mapped[float] = mapped_column(Float)
     chosen_on_sets: Mapped[int] = mapped_column(Integer)  # how many sets it was chosen on
     labelled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())  # False: by silhouette
+    # "threshold": every set at ``threshold``; "silhouette": each set cut per set (``threshold`` for sets under 3)
+    cut: Mapped[str] = mapped_column(String(16), default="threshold", server_default="threshold")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def __repr__(self) -> str:

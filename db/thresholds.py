@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cactus.inference.threshold import check_threshold
+from cactus.inference.threshold import check_cut, check_threshold, describe_cut
 from db.clusterings import latest_clusterings
 from db.errors import NotFoundError, StoreError
 from db.models import DatasetRow, DatasetThresholdRow, ModelRow, SetRow
@@ -37,11 +37,16 @@ class DatasetThreshold:
     chosen_on_sets: int
     created_at: datetime
     labelled: bool = True
+    cut: str = "threshold"  # or "silhouette": the labelled re-choice found a per-set cut better on those sets
 
     @classmethod
     def of(cls, row: DatasetThresholdRow) -> DatasetThreshold:
         return cls(row.model_id, row.dataset_id, row.threshold, row.chosen_on_sets, row.created_at,
-                   bool(row.labelled))
+                   bool(row.labelled), row.cut or "threshold")
+
+    def describe(self) -> str:
+        """What applies, for messages: "threshold +0.40" or "a per-set cut (...)"."""
+        return describe_cut(self.threshold, self.cut)
 
     def chosen_how(self) -> str:
         """How it was chosen, for messages: "on 12 labelled sets" or "without labels, on 40 sets"."""
@@ -51,6 +56,25 @@ class DatasetThreshold:
         return f"without labels, on {self.chosen_on_sets} set{plural}"
 
 
+@dataclass(frozen=True)
+class AppliedCut:
+    """How a model cuts a dataset's sets: its card's threshold and cut, or those re-chosen on the dataset."""
+
+    threshold: float
+    cut: str  # "threshold" or "silhouette"
+    source: str  # "card" or "dataset"
+
+    def describe(self) -> str:
+        return describe_cut(self.threshold, self.cut)
+
+
+def applied_cut(card_threshold: float, card_cut: str, override: DatasetThreshold | None) -> AppliedCut:
+    """The override's threshold and cut when the model has one on the dataset, else the card's."""
+    if override is not None:
+        return AppliedCut(override.threshold, override.cut, "dataset")
+    return AppliedCut(card_threshold, card_cut, "card")
+
+
 def dataset_threshold(session: Session, model_id: int, dataset_id: int) -> DatasetThreshold | None:
     """The threshold re-chosen for ``model_id`` on ``dataset_id``, or None (the card's applies)."""
     row = session.get(DatasetThresholdRow, (model_id, dataset_id))
@@ -58,16 +82,18 @@ def dataset_threshold(session: Session, model_id: int, dataset_id: int) -> Datas
 
 
 def set_dataset_threshold(session: Session, model_id: int, dataset_id: int, threshold: float, *,
-                          chosen_on_sets: int, labelled: bool = True) -> DatasetThreshold:
+                          chosen_on_sets: int, labelled: bool = True, cut: str = "threshold") -> DatasetThreshold:
     """Store (or replace) a model's threshold on a dataset, chosen on ``chosen_on_sets`` of its sets (with their
-    labels, or without them when ``labelled`` is False).
+    labels, or without them when ``labelled`` is False), and its cut (``"silhouette"``: per set, ``threshold`` only
+    for sets under 3 entities).
 
     Raises:
         NotFoundError: no such model or dataset.
-        StoreError: a threshold outside [-1, 1], or no sets it was chosen on.
+        StoreError: a threshold outside [-1, 1], an unknown cut, or no sets it was chosen on.
     """
     try:
         threshold = check_threshold(threshold)
+        cut = check_cut(cut)
     except ValueError as exc:
         raise StoreError(str(exc)) from None
     if isinstance(chosen_on_sets, bool) or not isinstance(chosen_on_sets, int) or chosen_on_sets < 1:
@@ -79,10 +105,10 @@ def set_dataset_threshold(session: Session, model_id: int, dataset_id: int, thre
     row = session.get(DatasetThresholdRow, (model_id, dataset_id))
     if row is None:
         row = DatasetThresholdRow(model_id=model_id, dataset_id=dataset_id, threshold=threshold,
-                                  chosen_on_sets=chosen_on_sets, labelled=bool(labelled))
+                                  chosen_on_sets=chosen_on_sets, labelled=bool(labelled), cut=cut)
         session.add(row)
     else:
-        row.threshold, row.chosen_on_sets, row.labelled = threshold, chosen_on_sets, bool(labelled)
+        row.threshold, row.chosen_on_sets, row.labelled, row.cut = threshold, chosen_on_sets, bool(labelled), cut
         row.created_at = utcnow()
     session.flush()
     return DatasetThreshold.of(row)

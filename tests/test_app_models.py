@@ -130,7 +130,7 @@ def test_sweep_curve_and_a_threshold_rechosen_on_another_dataset(app_env, tiny_m
     from shutil import copytree
 
     from cactus.training.checkpoint import write_card
-    from db import dataset_threshold
+    from db import dataset_threshold, set_dataset_threshold
 
     seeded = seed_store(app_env, tmp_path / "ds", tiny_model, predict=False)
     other = seed_store(app_env, tmp_path / "ds2", name="queries", teacher=False)  # reference labels only
@@ -146,7 +146,9 @@ def test_sweep_curve_and_a_threshold_rechosen_on_another_dataset(app_env, tiny_m
         chosen = dataset_threshold(session, seeded.model_id, other.dataset_id)
     assert chosen is not None and chosen.chosen_on_sets == 24
     page = texts_of(at)
-    assert f"uses the threshold **{chosen.threshold:+.2f}**, re-chosen on 24 labelled sets of queries" in page
+    described = chosen.describe()  # the better of the best threshold and a per-set cut on those sets
+    assert f"uses **{described}**, re-chosen on 24 labelled sets of queries" in page
+    assert "with a per-set cut (highest silhouette" in page and "with threshold" in page  # both cuts' scores
     assert "an upper bound: chosen and scored on the same sets" in page and "Only 24 labelled sets" in page
     assert any(s["layout"]["title"]["text"] == "Score against the threshold on queries" for s in plotly_specs(at))
 
@@ -154,12 +156,20 @@ def test_sweep_curve_and_a_threshold_rechosen_on_another_dataset(app_env, tiny_m
     with session_scope(app_env, readonly=True) as session:
         unlabelled = dataset_threshold(session, seeded.model_id, other.dataset_id)
     assert unlabelled is not None and not unlabelled.labelled and 3 <= unlabelled.chosen_on_sets <= 64
-    assert (f"uses the threshold **{unlabelled.threshold:+.2f}**, re-chosen without labels, on "
+    assert unlabelled.cut == "threshold"  # without labels only a threshold is chosen
+    assert (f"uses **threshold {unlabelled.threshold:+.2f}**, re-chosen without labels, on "
             f"{unlabelled.chosen_on_sets} sets of queries") in texts_of(at)
 
     at.button(key="models_threshold_clear").click().run()
     with session_scope(app_env, readonly=True) as session:
         assert dataset_threshold(session, seeded.model_id, other.dataset_id) is None
+
+    with session_scope(app_env) as session:  # a per-set cut stored for the dataset is what the page says applies
+        set_dataset_threshold(session, seeded.model_id, other.dataset_id, 0.3, chosen_on_sets=24, cut="silhouette")
+    forget_cached_queries()
+    at = open_app("models")
+    assert ("uses **a per-set cut (highest silhouette; threshold +0.30 for sets under 3 entities)**, re-chosen on 24 "
+            "labelled sets of queries") in texts_of(at)
 
     old = copytree(tiny_model, tmp_path / "old-model")  # a card from before the sweep was kept
     card = read_card(old)

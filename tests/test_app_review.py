@@ -8,9 +8,12 @@ import shutil
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from app.compare import agreement
-from cactus.data import clusters_to_labels
+from cactus.data import EntitySet, clusters_to_labels
+from cactus.inference.model import ClusteringModel
+from cactus.inference.per_set_cut import set_threshold
 from cactus.training.checkpoint import read_card, write_card
 from db import add_clustering, get_model, get_set, list_sets, pair_disagreement, review_queue, session_scope
 from jobs.queue import list_jobs
@@ -252,12 +255,32 @@ def test_a_threshold_rechosen_on_the_dataset_is_shown_and_used(app_env, tiny_mod
     (figure,) = plotly_specs(at)
     page = texts_of(at)
     assert figure["data"][0]["zmid"] == rechosen and f"At the threshold {rechosen:+.2f}," in page
-    assert (f"The threshold {rechosen:+.2f} was re-chosen for tiny-sia on 5 labelled sets of tiny (Models page); "
-            f"its card's is {card.threshold:+.2f}.") in page
+    assert (f"Threshold {rechosen:+.2f} was re-chosen for tiny-sia on 5 labelled sets of tiny (Models page); "
+            f"its card's: threshold {card.threshold:+.2f}.") in page
     next(b for b in at.button if b.label == "Predict with the model").click().run()
     with session_scope(app_env, readonly=True) as session:
         clustering = get_set(session, seeded.set_ids[3]).latest("model", seeded.model_id)
     assert clustering.details["threshold"] == rechosen and clustering.details["threshold_source"] == "dataset"
+    assert clustering.details["cut"] == "threshold" and "set_threshold" not in clustering.details
+
+    with session_scope(app_env) as session:  # a per-set cut: the heatmap centres on this set's own threshold
+        set_dataset_threshold(session, seeded.model_id, seeded.dataset_id, rechosen, chosen_on_sets=5,
+                              cut="silhouette")
+        detail = get_set(session, seeded.set_ids[3])
+    forget_cached_queries()
+    at = open_app(query={"set": str(seeded.set_ids[3])})
+    (figure,) = plotly_specs(at)
+    page = texts_of(at)
+    sim = ClusteringModel.load(tiny_model).similarities([EntitySet(id="s", entities=list(detail.entities))])[0]
+    own = set_threshold(sim, rechosen, "silhouette")
+    assert figure["data"][0]["zmid"] == pytest.approx(own, abs=1e-4)
+    assert f"Cut per set where the silhouette is highest: SIA embeddings at {own:+.2f} give" in page
+    assert "A per-set cut (highest silhouette; threshold" in page
+    next(b for b in at.button if b.label == "Predict with the model").click().run()
+    with session_scope(app_env, readonly=True) as session:
+        clustering = get_set(session, seeded.set_ids[3]).latest("model", seeded.model_id)
+    assert clustering.details["cut"] == "silhouette"
+    assert clustering.details["set_threshold"] == pytest.approx(own, abs=1e-4)
 
 
 def test_review_warns_when_the_dataset_is_far_from_the_models_training_data(app_env, tiny_model, tmp_path):

@@ -12,10 +12,12 @@ from sqlalchemy import select
 
 from cactus.data import Entity, EntitySet
 from db import (
+    AppliedCut,
     NotFoundError,
     StoreError,
     accept_clustering,
     add_clustering,
+    applied_cut,
     clear_dataset_threshold,
     create_dataset,
     dataset_threshold,
@@ -142,6 +144,17 @@ def test_a_threshold_per_model_and_dataset_is_stored_replaced_and_cleared(store_
     with session_scope(store_url, readonly=True) as session:
         unlabelled = dataset_threshold(session, ids["model"], ids["dataset"])
         assert not unlabelled.labelled and unlabelled.chosen_how() == "without labels, on 1 set"
+        assert unlabelled.cut == "threshold" and unlabelled.describe() == "threshold +0.50"
+    with session_scope(store_url) as session:  # a labelled re-choice that found a per-set cut better keeps the cut
+        set_dataset_threshold(session, ids["model"], ids["dataset"], 0.2, chosen_on_sets=4, cut="silhouette")
+        with pytest.raises(StoreError, match="unknown cut 'kmeans'"):
+            set_dataset_threshold(session, ids["model"], ids["dataset"], 0.2, chosen_on_sets=4, cut="kmeans")
+    with session_scope(store_url, readonly=True) as session:
+        per_set = dataset_threshold(session, ids["model"], ids["dataset"])
+        assert per_set.cut == "silhouette" and per_set.describe().startswith("a per-set cut")
+        applied = applied_cut(0.6, "threshold", per_set)
+        assert (applied.threshold, applied.cut, applied.source) == (0.2, "silhouette", "dataset")
+        assert applied_cut(0.6, "silhouette", None) == AppliedCut(0.6, "silhouette", "card")
     with session_scope(store_url) as session:
         assert clear_dataset_threshold(session, ids["model"], ids["dataset"])
         assert not clear_dataset_threshold(session, ids["model"], ids["dataset"])

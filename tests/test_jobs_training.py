@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from cactus.data import read_dataset
+from cactus.data import EntitySet, read_dataset
+from cactus.inference.model import ClusteringModel
 from cactus.training.checkpoint import read_card, write_card
 from db import create_dataset, import_sets, list_sets, session_scope
 from db.registry import active_model, get_model, list_models, register_model
@@ -140,7 +141,9 @@ def test_bad_finetune_parameters_are_refused_at_enqueue(store, params, message):
         enqueue(session, "finetune", {"dataset_id": store["dataset_id"], **params})
 
 
-def test_a_threshold_rechosen_on_the_dataset_is_used_by_predict_and_evaluate(store, tiny_model):
+@pytest.mark.parametrize("cut", ["threshold", "silhouette"])
+def test_a_threshold_rechosen_on_the_dataset_is_used_by_predict_and_evaluate(store, tiny_model, cut):
+    from cactus.inference.per_set_cut import set_threshold
     from db.thresholds import set_dataset_threshold
 
     card = read_card(tiny_model)
@@ -148,21 +151,31 @@ def test_a_threshold_rechosen_on_the_dataset_is_used_by_predict_and_evaluate(sto
     with session_scope(store["url"]) as session:
         model_id = register_model(session, name="tiny", checkpoint=str(tiny_model), backbone=card.backbone,
                                   mode=card.mode, loss=card.loss, threshold=card.threshold, activate=True).id
-        set_dataset_threshold(session, model_id, store["dataset_id"], rechosen, chosen_on_sets=24)
+        set_dataset_threshold(session, model_id, store["dataset_id"], rechosen, chosen_on_sets=24, cut=cut)
     predict, evaluate = run_jobs(store, ("predict", {"dataset_id": store["dataset_id"]}),
                                  ("evaluate", {"dataset_id": store["dataset_id"], "baselines": False}))
     assert predict.status == "succeeded", (predict.error, predict.log_tail)
     assert predict.result["threshold"] == rechosen and predict.result["threshold_source"] == "dataset"
+    assert predict.result["cut"] == cut
     assert "re-chosen for 'tiny' on 24 labelled sets of 'tiny'" in predict.log_tail
     with session_scope(store["url"], readonly=True) as session:
         detail = get_set(session, list_sets(session, store["dataset_id"], has=["model"], limit=1).items[0].id)
         details = detail.latest("model", model_id).details
         assert details["threshold"] == rechosen and details["threshold_source"] == "dataset"
+        assert details["cut"] == cut
         assert get_model(session, model_id).threshold == card.threshold  # the card's stays the model's own
+    if cut == "silhouette":  # each set cut at its own threshold, recorded beside the fallback
+        shown = EntitySet(id="shown", entities=list(detail.entities))
+        sim = ClusteringModel.load(tiny_model).similarities([shown])[0]
+        assert details["set_threshold"] == pytest.approx(set_threshold(sim, rechosen, "silhouette"), abs=1e-4)
+        assert "a per-set cut (highest silhouette; threshold" in predict.log_tail
+    else:
+        assert "set_threshold" not in details
     assert evaluate.status == "succeeded", (evaluate.error, evaluate.log_tail)
     (row,) = evaluate.result["rows"]
-    assert row["method"] == f"tiny (threshold {rechosen:+.2f} re-chosen here)"
-    assert row["threshold"] == rechosen and row["threshold_source"] == "dataset"
+    described = f"threshold {rechosen:+.2f}" if cut == "threshold" else "a per-set cut (highest silhouette;"
+    assert row["method"].startswith(f"tiny ({described}") and row["method"].endswith(", re-chosen here)")
+    assert row["cut"] == cut and row["threshold"] == rechosen and row["threshold_source"] == "dataset"
 
 
 def test_finetune_adapts_an_init_model_whose_training_data_it_cannot_compare(store, tiny_model):

@@ -14,6 +14,7 @@ from app.compare import agreement
 from app.text import count
 from cactus.errors import CactusError
 from cactus.evaluation.metrics import METRICS
+from cactus.inference.threshold import describe_cut
 from db import (
     ModelInfo,
     activate_model,
@@ -63,6 +64,7 @@ def model_details(model: ModelInfo) -> None:
         column.metric(f"test {metric}", f"{value:.3f}" if value is not None else "–",
                       delta=f"validation {val:.3f}" if val is not None else None, delta_color="off",
                       delta_arrow="off", border=True)
+    cut_caption(model)
     training = model.training
     human = {"reviewed": "people's clusterings of reviewed sets", "any": "people's clusterings of any corrected set"}
     sources = human.get(training.get("label_human", ""))
@@ -79,6 +81,21 @@ def model_details(model: ModelInfo) -> None:
     sweep_curve(model)
     with st.expander("Training configuration"):
         st.json(training.get("config") or training, expanded=False)
+
+
+def cut_caption(model: ModelInfo) -> None:
+    """Which cut the model's validation chose, with both cuts' validation AMI (when its card recorded them)."""
+    cut, scores = state.model_cut(model)
+    if not scores:
+        return
+    at = {c: f"AMI {scores[c]['AMI']:.3f}" for c in ("threshold", "silhouette") if "AMI" in scores.get(c, {})}
+    if cut == "silhouette":
+        st.caption(f"Sets of 3 or more entities are cut **per set**, where their clusters have the highest silhouette "
+                   f"(2 to 10 clusters): validation chose it ({at.get('silhouette', '?')}, against "
+                   f"{at.get('threshold', '?')} at the threshold {model.threshold:+.2f} for every set).")
+    else:
+        st.caption(f"Every set is cut at the threshold: validation chose it ({at.get('threshold', '?')}, against "
+                   f"{at.get('silhouette', '?')} cut per set where the silhouette is highest).")
 
 
 FEW_SETS = 30
@@ -110,10 +127,11 @@ def threshold_panel(model: ModelInfo) -> None:
                           format_func=lambda i: by_id[i].name + (" (trained on it)" if i == model.dataset_id else ""))
     name = by_id[chosen].name
     override = state.threshold_override(model.id, chosen)
+    card_cut = describe_cut(model.threshold, state.model_cut(model)[0])
     if override is not None:
-        st.info(f"On {name}, {model.name} uses the threshold **{override.threshold:+.2f}**, re-chosen "
+        st.info(f"On {name}, {model.name} uses **{override.describe()}**, re-chosen "
                 f"{override.chosen_how()} of {name} "
-                f"({override.created_at.astimezone():%Y-%m-%d %H:%M}); its card's {model.threshold:+.2f} applies on "
+                f"({override.created_at.astimezone():%Y-%m-%d %H:%M}); its card's ({card_cut}) applies on "
                 "other datasets. Review, the predict job and Evaluate use it on this dataset.",
                 icon=":material/tune:")
         if st.button("Use the card's threshold again", key="models_threshold_clear", icon=":material/undo:"):
@@ -126,13 +144,14 @@ def threshold_panel(model: ModelInfo) -> None:
             st.session_state.pop("models_rechosen", None)
             st.rerun()
     else:
-        st.caption(f"On {name}, the card's threshold {model.threshold:+.2f} applies (chosen on the validation sets "
-                   "the model was trained with).")
+        st.caption(f"On {name}, the card's {card_cut} applies (chosen on the validation sets the model was trained "
+                   "with).")
     if st.button(f"Re-choose the threshold on {name}'s labelled sets", key="models_threshold_rechoose",
                  icon=":material/tune:",
                  help="Sweeps the threshold of average-link clustering on the dataset's labelled sets (people's "
                       f"clusterings of reviewed sets, else reference labels; the first {actions.RECHOOSE_MAX_SETS}) "
-                      "with this model's similarities, and keeps the best for this model on this dataset."):
+                      "with this model's similarities, compares the best threshold with a per-set cut (each set cut "
+                      "where its silhouette is highest), and keeps the better for this model on this dataset."):
         sets = state.read(lambda session: actions.threshold_sets(session, chosen))
         if not sets:
             st.warning(f"{name} has no labelled sets to choose a threshold on: review some sets, or import sets "
@@ -145,7 +164,8 @@ def threshold_panel(model: ModelInfo) -> None:
         except (CactusError, OSError) as exc:
             st.error(f"The model {model.name!r} could not be loaded: {exc}")
             return
-        if not store_threshold(model, chosen, result.sweep.best_threshold, result.sets, labelled=True):
+        if not store_threshold(model, chosen, result.sweep.best_threshold, result.sets, labelled=True,
+                               cut=result.cut.cut):
             return
         st.session_state["models_rechosen"] = (model.id, chosen, result)
         st.rerun()
@@ -159,10 +179,13 @@ def threshold_panel(model: ModelInfo) -> None:
     rechosen = st.session_state.get("models_rechosen")
     if rechosen and rechosen[:2] == (model.id, chosen) and override is not None:
         result = rechosen[2]
-        best, card = result.sweep.best_scores, result.at_card
-        st.caption(f"On these {count(result.sets, 'set')}: AMI {best['AMI']:.3f} at {result.sweep.best_threshold:+.2f} "
-                   f"against {card['AMI']:.3f} at the card's {result.card_threshold:+.2f} (an upper bound: chosen and "
-                   "scored on the same sets).")
+        best, card = result.best, result.at_card
+        other = "silhouette" if result.cut.cut == "threshold" else "threshold"
+        st.caption(f"On these {count(result.sets, 'set')}: AMI {best['AMI']:.3f} with "
+                   f"{describe_cut(result.sweep.best_threshold, result.cut.cut)}, "
+                   f"{result.cut.scores[other]['AMI']:.3f} with {describe_cut(result.sweep.best_threshold, other)}, "
+                   f"against {card['AMI']:.3f} with the card's {describe_cut(result.card_threshold, result.card_cut)} "
+                   "(an upper bound: chosen and scored on the same sets).")
         if result.sets < FEW_SETS:
             st.warning(f"Only {count(result.sets, 'labelled set')}: the threshold rests on a handful of sets.")
         st.plotly_chart(charts.sweep_chart(result.sweep.as_rows(), result.sweep.best_threshold,
@@ -190,11 +213,14 @@ def unlabelled_threshold_chosen(model: ModelInfo, dataset_id: int, name: str) ->
         st.rerun()
 
 
-def store_threshold(model: ModelInfo, dataset_id: int, threshold: float, sets: int, *, labelled: bool) -> bool:
-    """Keep a re-chosen threshold for the model on the dataset (admins only); False, with the reason shown, if not."""
+def store_threshold(model: ModelInfo, dataset_id: int, threshold: float, sets: int, *, labelled: bool,
+                    cut: str = "threshold") -> bool:
+    """Keep a re-chosen threshold (and cut) for the model on the dataset (admins only); False, with the reason shown,
+    if not."""
     try:
         with state.writing("admin", "Changing a model's threshold") as session:
-            set_dataset_threshold(session, model.id, dataset_id, threshold, chosen_on_sets=sets, labelled=labelled)
+            set_dataset_threshold(session, model.id, dataset_id, threshold, chosen_on_sets=sets, labelled=labelled,
+                                  cut=cut)
     except AccessError as exc:
         st.error(str(exc))
         return False

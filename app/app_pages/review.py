@@ -12,7 +12,8 @@ from app.compare import agreement, differences
 from app.heatmap import similarity_figure
 from cactus.encoders.config import ATTENTION_MODES
 from cactus.errors import CactusError
-from db import ModelInfo, SetDetail
+from cactus.inference.threshold import describe_cut
+from db import ModelInfo, SetDetail, applied_cut
 from db.errors import AccessError
 
 MODE_NAMES = {name: mode.label for name, mode in ATTENTION_MODES.items()}
@@ -63,8 +64,8 @@ def predict_button(detail: SetDetail, model: ModelInfo | None) -> None:
     override = state.threshold_override(model.id, detail.dataset_id)
     where = "re-chosen for this dataset" if override is not None else "of its card"
     if st.button("Predict with the model", icon=":material/hub:",
-                 help=f"Cluster this set with the active model {model.name!r} at the threshold {where} "
-                      "(given under the heatmap) and store the result."):
+                 help=f"Cluster this set with the active model {model.name!r} at the threshold (or per-set cut) "
+                      f"{where} (given under the heatmap) and store the result."):
         try:
             loaded = state.loaded_model(model)
             with (st.spinner(f"Clustering with {model.name}…"), state.model_in_use(),
@@ -174,33 +175,42 @@ def heatmap(detail: SetDetail, shown: dict[str, cluster_cards.Shown], model: Mod
     try:
         with st.spinner("Computing similarities…"):
             sims = {m: state.similarity(model.checkpoint, tuple(detail.texts), m) for m in (model.mode, other)}
-            card_threshold = state.loaded_model(model).threshold
+            loaded = state.loaded_model(model)
+            card_threshold, card_cut = loaded.threshold, loaded.cut
     except (CactusError, OSError) as exc:
         st.error(f"The active model {model.name!r} cannot be loaded from {model.checkpoint}: {exc}. Activate another "
                  "model on the Models page.")
         return
     override = state.threshold_override(model.id, detail.dataset_id)
-    threshold = override.threshold if override is not None else card_threshold
+    applied = applied_cut(card_threshold, card_cut, override)
     size = len(detail.entities)
+    judge = next((s for s in ("human", "teacher", "reference") if s in shown), None)
+    outcomes = {o.mode: o for o in actions.mode_outcomes(sims, applied, shown[judge].clusters if judge else None,
+                                                         size)}
+    threshold = outcomes[mode].threshold  # under a per-set cut, this set's own
     if outline is not None and outline in shown:
         clusters, names, colors = shown[outline].clusters, shown[outline].names, shown[outline].colors
         title = f"{MODE_NAMES.get(mode, mode)} · outlined by the {outline}'s clusters"
     else:
-        clusters = actions.cluster_at(sims[mode], threshold)
+        clusters = outcomes[mode].clusters
         names, colors = [""] * len(clusters), list(range(len(clusters)))
         title = f"{MODE_NAMES.get(mode, mode)} · outlined by its own clusters at the threshold"
     figure = similarity_figure(sims[mode], detail.texts, clusters, names, colors, threshold=threshold,
                                title=title)
     st.plotly_chart(figure, key="review_heatmap", config={"displaylogo": False})
-    judge = next((s for s in ("human", "teacher", "reference") if s in shown), None)
-    outcomes = actions.mode_outcomes(sims, threshold, shown[judge].clusters if judge else None, size)
-    st.caption(f"At the threshold {threshold:+.2f}, " + "; ".join(
-        f"{o.mode.upper()} embeddings give {len(o.clusters)} clusters"
-        + (f" (ARI {o.ari:.2f} against the {judge})" if o.ari is not None else "") for o in outcomes)
-        + ". Warm cells lie above the threshold: average-link clustering tends to join those pairs.")
+    if applied.cut == "threshold":
+        st.caption(f"At the threshold {threshold:+.2f}, " + "; ".join(
+            f"{o.mode.upper()} embeddings give {len(o.clusters)} clusters"
+            + (f" (ARI {o.ari:.2f} against the {judge})" if o.ari is not None else "") for o in outcomes.values())
+            + ". Warm cells lie above the threshold: average-link clustering tends to join those pairs.")
+    else:
+        st.caption("Cut per set where the silhouette is highest: " + "; ".join(
+            f"{o.mode.upper()} embeddings at {o.threshold:+.2f} give {len(o.clusters)} clusters"
+            + (f" (ARI {o.ari:.2f} against the {judge})" if o.ari is not None else "") for o in outcomes.values())
+            + ". Warm cells lie above this set's threshold: average-link clustering joins those pairs first.")
     if override is not None:
-        st.caption(f"The threshold {threshold:+.2f} was re-chosen for {model.name} {override.chosen_how()} of "
-                   f"{detail.dataset_name} (Models page); its card's is {card_threshold:+.2f}.")
+        st.caption(f"{applied.describe().capitalize()} was re-chosen for {model.name} {override.chosen_how()} of "
+                   f"{detail.dataset_name} (Models page); its card's: {describe_cut(card_threshold, card_cut)}.")
 
 
 chrome.page_intro("review", "Compare how the teacher (an LLM) and the CACTUS model cluster each set, and where "

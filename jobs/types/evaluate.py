@@ -91,13 +91,15 @@ def run(ctx: JobContext, params: EvaluateParams) -> dict[str, Any]:
     for index, model in enumerate(models):
         ctx.progress(index / steps, f"scoring {model.name}")
         override = overrides[model.id]
-        scored = evaluate_model(model.checkpoint, sets, threshold=override.threshold if override else None)
-        method = f"{model.name} (threshold {override.threshold:+.2f} re-chosen here)" if override else model.name
+        scored = evaluate_model(model.checkpoint, sets, threshold=override.threshold if override else None,
+                                cut=override.cut if override else None)
+        method = f"{model.name} ({override.describe()}, re-chosen here)" if override else model.name
         row = {"method": method, "model_id": model.id, **{k: scored.average[k] for k in METRICS},
                "ci95": bootstrap_intervals(scored.per_set)}
         if override is not None:
             row.update(threshold=override.threshold, threshold_source="dataset",
-                       threshold_chosen_on_sets=override.chosen_on_sets, threshold_labelled=override.labelled)
+                       threshold_chosen_on_sets=override.chosen_on_sets, threshold_labelled=override.labelled,
+                       cut=override.cut)
         rows.append(row)
         ctx.log(f"{model.name}: " + ", ".join(f"{k} {row[k]:.3f}" for k in METRICS))
     if params.baselines:

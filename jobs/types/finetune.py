@@ -149,7 +149,7 @@ def train_distributed(ctx: JobContext, data_dir: Path, model_dir: Path, options:
     flags = {"backbone": "--backbone", "mode": "--mode", "loss": "--loss", "epochs": "--epochs",
              "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed", "max_tokens": "--max-tokens",
              "limit_train": "--limit-train", "wise_ft": "--wise-ft", "freeze_layers": "--freeze-layers",
-             "backbone_lr_scale": "--backbone-lr-scale", "selfsup_mix": "--selfsup-mix"}
+             "backbone_lr_scale": "--backbone-lr-scale", "selfsup_mix": "--selfsup-mix", "cut": "--cut"}
     for key, flag in flags.items():
         if options.get(key) is not None:
             cmd += [flag, str(options[key])]

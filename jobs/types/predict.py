@@ -20,8 +20,9 @@ teacher) that overlaps it enough, else the nearest named cluster of the dataset 
 sets embedded by the model), else its distinctive keywords; the names are stored with the clustering and marked
 ``details["names_generated"]``, next to ``details["uncertainty"]`` that the review queue reads.
 
-The threshold is the model card's, unless the model's threshold was re-chosen on this dataset
-(:mod:`db.thresholds`): then that one, said in the log and recorded in each clustering's details.
+The threshold and cut (one threshold, or a per-set cut: :mod:`cactus.inference.per_set_cut`) are the model card's,
+unless they were re-chosen for the model on this dataset (:mod:`db.thresholds`): then those, said in the log and
+recorded in each clustering's details (with each set's own threshold under a per-set cut).
 """
 
 from __future__ import annotations
@@ -67,12 +68,13 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
     from cactus.inference.model import ClusteringModel
     from cactus.inference.names import set_namer
     from cactus.inference.streaming import StreamOptions, name_book, predict_stream
+    from cactus.inference.threshold import describe_cut
     from db.clusterings import add_clustering, latest_clusterings, named_clusterings
     from db.datasets import get_dataset
     from db.models import SetRow
     from db.registry import active_model, get_model, refresh_threshold
     from db.sets import dataset_set_ids, load_entity_sets
-    from db.thresholds import dataset_threshold
+    from db.thresholds import applied_cut, dataset_threshold
 
     with ctx.session() as session:
         dataset = get_dataset(session, params.dataset_id)
@@ -99,11 +101,13 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
             refresh_threshold(session, model.id, threshold)
     with ctx.session() as session:
         override = dataset_threshold(session, model.id, dataset.id)
-    source = "card"
+    applied = applied_cut(threshold, clustering_model.cut, override)
     if override is not None:
-        ctx.log(f"threshold {override.threshold:+.3f}, re-chosen for {model.name!r} {override.chosen_how()} of "
-                f"{dataset.name!r} (the card's is {threshold:+.3f})")
-        threshold, source = override.threshold, "dataset"
+        ctx.log(f"{applied.describe()}, re-chosen for {model.name!r} {override.chosen_how()} of "
+                f"{dataset.name!r} (the card's: {describe_cut(threshold, clustering_model.cut)})")
+    elif applied.cut != "threshold":
+        ctx.log(f"{model.name!r} cuts {applied.describe()}, as its validation chose")
+    threshold, source = applied.threshold, applied.source
 
     def with_names(set_id: int, entity_set: EntitySet, clustering) -> EntitySet:
         """The set labelled by its named clustering (or unlabelled without one); its id is its store id."""
@@ -141,18 +145,21 @@ def run(ctx: JobContext, params: PredictParams) -> dict[str, Any]:
         nonlocal stored
         with ctx.session() as session:
             for result in pending:
-                details = {"threshold": threshold, "threshold_source": source, "names_generated": True,
-                           "uncertainty": result.extra.get("uncertainty", 0.0)}
+                details = {"threshold": threshold, "threshold_source": source, "cut": applied.cut,
+                           **({"set_threshold": result.extra["set_threshold"]} if "set_threshold" in result.extra
+                              else {}),
+                           "names_generated": True, "uncertainty": result.extra.get("uncertainty", 0.0)}
                 add_clustering(session, int(result.id), "model", result.clusters, result.cluster_names,
                                model_id=model.id, job_id=ctx.job_id, producer=model.name, details=details)
         stored += len(pending)
         pending.clear()
         ctx.progress(stored / len(chosen), f"{stored}/{len(chosen)} sets")
 
-    options = StreamOptions(threshold=threshold, max_batch_tokens=params.max_batch_tokens, namer=set_namer(book),
-                            with_uncertainty=True)
+    options = StreamOptions(threshold=threshold, cut=applied.cut, max_batch_tokens=params.max_batch_tokens,
+                            namer=set_namer(book), with_uncertainty=True)
     predict_stream(clustering_model.encoder, stored_sets(), pending.append, options, progress=store_window)
     return {"sets": stored, "model_id": model.id, "threshold": threshold, "threshold_source": source,
+            "cut": applied.cut,
             **({"domain_warning": warning} if warning else {})}
 
 
