@@ -21,6 +21,7 @@ Prints one JSON object per (source, target, row) with AMI mean and spread over s
 
     python bench/cross_domain.py --quick              # 2 datasets, 60 sets each, 1 seed, 1 epoch (CPU, ~20 min)
     python bench/cross_domain.py --seeds 0 1 2 --with-mix
+    python bench/cross_domain.py --sets 150 --epochs 1 --mix-only   # a broad model, tested where it never trained
     python bench/cross_domain.py --sets 150 --score-model MODEL_DIR   # how an existing model travels
 """
 
@@ -41,11 +42,14 @@ from cactus.data import read_dataset, read_entities, write_dataset
 from cactus.data.builder import BuilderConfig, build_taxonomy_sets
 from cactus.encoders.config import EncoderConfig
 from cactus.evaluation.baselines import run_baselines
+from cactus.evaluation.metrics import average_scores, clustering_scores
 from cactus.inference.cluster import sweep_thresholds
 from cactus.inference.embedding import frozen_embedder
 from cactus.inference.model import ClusteringModel
+from cactus.inference.per_set_cut import choose_cut, cut_labels
 from cactus.inference.unlabelled_threshold import unlabelled_threshold
 from cactus.training.adapt import adapt
+from cactus.training.checkpoint import read_card
 from cactus.training.config import AdaptConfig, TrainConfig, config_from_dict, config_options
 from cactus.training.trainer import entity_texts, train
 
@@ -70,38 +74,49 @@ def best_baseline(folder: Path, embed) -> dict[str, Any]:
     return {"method": best["method"], "AMI": best["AMI"]}
 
 
-def scores_on(model_dir: Path, targets: dict[str, Path], device: str | None
-              ) -> dict[str, tuple[float, float, float]]:
-    """Test AMI per target at the model's own threshold, at the threshold swept on the target's labelled validation
-    sets, and at the one chosen on the same sets without their labels (``--threshold auto``).
+#: What each trained row is scored at on a target's test sets (the keys of the JSON rows).
+COLUMNS = ("AMI", "AMI_target_val_choice", "AMI_unlabelled_threshold", "AMI_per_set_cut")
 
-    The second is the protocol the frozen baselines get (their threshold or k is chosen on the target's
-    validation split) and what a user does with the per-dataset threshold after labelling a few sets; the third
-    needs no labels of the target at all.
+
+def scores_on(model_dir: Path, targets: dict[str, Path], device: str | None
+              ) -> dict[str, tuple[float, float, float, float]]:
+    """Test AMI per target, in the order of :data:`COLUMNS`:
+
+    - the model's own cut (its threshold, or the per-set cut when its validation chose that);
+    - the better of the threshold swept on the target's labelled validation sets and the per-set cut, chosen on
+      those sets: the protocol the frozen baselines get (their k strategy or threshold is chosen on the target's
+      validation split), and what a user does with a per-dataset threshold after labelling a few sets;
+    - the threshold chosen on the same sets without their labels (``--threshold auto``);
+    - the per-set cut (``--cut silhouette``), which needs nothing of the target at all.
     """
     model = ClusteringModel.load(model_dir, device=device)
     out = {}
     for name, folder in targets.items():
         dataset = read_dataset(folder, ("val", "test"))
         val_sims, test_sims = (model.similarities(sets) for sets in (dataset.val, dataset.test))  # embedded once each
-        labelled = sweep_thresholds(val_sims, [s.labels() for s in dataset.val]).best_threshold
+        val_gold, test_gold = [s.labels() for s in dataset.val], [s.labels() for s in dataset.test]
+        swept = sweep_thresholds(val_sims, val_gold).best_threshold
+        labelled = choose_cut(val_sims, val_gold, swept)
         choice = unlabelled_threshold(val_sims)
-        thresholds = (model.threshold, labelled, model.threshold if choice is None else choice.threshold)
-        scored = sweep_thresholds(test_sims, [s.labels() for s in dataset.test], thresholds=thresholds)
-        out[name] = tuple(scores["AMI"] for scores in scored.scores)
+        free = model.threshold if choice is None else choice.threshold
+        runs = ((model.threshold, model.cut), (swept, labelled.cut), (free, "threshold"),
+                (model.threshold, "silhouette"))
+        out[name] = tuple(average_scores(clustering_scores(gold, cut_labels(sim, threshold, cut))
+                                         for sim, gold in zip(test_sims, test_gold, strict=True))["AMI"]
+                          for threshold, cut in runs)
     return out
 
 
 def target_check(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Issue 14's targets on this run: off-domain, SIA ft + adapted against the best frozen baseline (pairs ahead by
-    at least 0.03 AMI, mean gap; at the model's own, the labelled and the label-free target threshold); in-domain,
-    SIA ft against the frozen baseline and against NIA ft."""
+    at least 0.03 AMI, mean gap; in each of :data:`COLUMNS`); in-domain, SIA ft against the frozen baseline and
+    against NIA ft (at their own cuts)."""
     cell = {(r["train"], r["test"], r["row"].split(" (")[0] if r["row"].startswith("frozen") else r["row"]): r
             for r in rows}
     frozen = {(t, s): r for (t, s, label), r in cell.items() if label.startswith("frozen")}
     out: dict[str, Any] = {"target_check": True}
-    for key, name in (("AMI", "own_threshold"), ("AMI_target_val_threshold", "target_val_threshold"),
-                      ("AMI_unlabelled_threshold", "unlabelled_threshold")):
+    for key, name in (("AMI", "own_cut"), ("AMI_target_val_choice", "target_val_choice"),
+                      ("AMI_unlabelled_threshold", "unlabelled_threshold"), ("AMI_per_set_cut", "per_set_cut")):
         gaps = [r[key] - frozen[(t, s)]["AMI"] for (t, s, label), r in cell.items()
                 if label == "SIA ft + adapted" and key in r]
         if gaps:
@@ -127,11 +142,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--adapt-steps", type=int, default=100)
     parser.add_argument("--with-mix", action="store_true", help="also train on the equal mix of the other datasets")
+    parser.add_argument("--mix-only", action="store_true",
+                        help="train only the mixes (implies --with-mix): each on all datasets but one, adapted to it")
     parser.add_argument("--train-option", action="append", default=[], metavar="NAME=VALUE",
                         help="extra TrainConfig option for the trained rows (JSON value), e.g. wise_ft=0.5")
     parser.add_argument("--score-model", type=Path, metavar="DIR",
                         help="train nothing: score this model folder (e.g. the demo's) on every dataset's test split "
                         "at its own, the labelled and the label-free threshold, beside the frozen baselines")
+    parser.add_argument("--keep-adapted", action="store_true",
+                        help="keep the adapted models' weights (by default only their cards, to save disk)")
     parser.add_argument("--device")
     args = parser.parse_args()
     if args.quick:
@@ -146,14 +165,14 @@ def main() -> None:
     if args.score_model is not None:
         for target, amis in scores_on(args.score_model, folders, args.device).items():
             print(json.dumps({"model": str(args.score_model), "test": target, "frozen": baselines[target],
-                              **dict(zip(("AMI", "AMI_target_val_threshold", "AMI_unlabelled_threshold"), amis,
-                                         strict=True))}))
+                              "cut": read_card(args.score_model).cut, **dict(zip(COLUMNS, amis, strict=True))}))
         return
-    sources: dict[str, list[Path]] = {name: [folder] for name, folder in folders.items()}
-    if args.with_mix:
+    sources: dict[str, list[Path]] = {} if args.mix_only else {name: [folder] for name, folder in folders.items()}
+    if args.with_mix or args.mix_only:
         for name in names:
             sources[f"mix without {name}"] = [f for other, f in folders.items() if other != name]
-    results: dict[tuple[str, str, str], list[tuple[float, ...]]] = {}  # AMI at own, target val, unlabelled
+    results: dict[tuple[str, str, str], list[tuple[float, ...]]] = {}  # AMI per seed, in the order of COLUMNS
+    cuts: dict[tuple[str, str, str], list[str]] = {}  # the cut each seed's model chose on its validation
     for source, train_dirs in sources.items():
         for seed in args.seeds:
             for mode in ("nia", "sia"):
@@ -164,6 +183,7 @@ def main() -> None:
                 train(train_dirs[0] if len(train_dirs) == 1 else train_dirs, out, config, force=True)
                 for target, amis in scores_on(out, folders, args.device).items():
                     results.setdefault((source, target, f"{mode.upper()} ft"), []).append(amis)
+                    cuts.setdefault((source, target, f"{mode.upper()} ft"), []).append(read_card(out).cut)
                 if mode != "sia":
                     continue
                 for target, folder in folders.items():
@@ -175,23 +195,22 @@ def main() -> None:
                           force=True, source=target)
                     amis = scores_on(adapted, {target: folder}, args.device)[target]
                     results.setdefault((source, target, "SIA ft + adapted"), []).append(amis)
-                    shutil.rmtree(adapted / "backbone", ignore_errors=True)
+                    cuts.setdefault((source, target, "SIA ft + adapted"), []).append(read_card(adapted).cut)
+                    if not args.keep_adapted:
+                        shutil.rmtree(adapted / "backbone", ignore_errors=True)
     rows = []
     for source in sources:
         for target in names:
             base = baselines[target]
             rows.append({"train": source, "test": target, "row": f"frozen {base['method']}", "AMI": base["AMI"],
-                         "sd": 0.0, "AMI_target_val_threshold": base["AMI"], "sd_target_val_threshold": 0.0,
-                         "seeds": 0})
+                         "sd": 0.0, "seeds": 0})
             for label in ("NIA ft", "SIA ft", "SIA ft + adapted"):
                 values = results.get((source, target, label))
                 if values:
-                    own, val, unlabelled = np.array(values).T
-                    rows.append({"train": source, "test": target, "row": label, "AMI": float(np.mean(own)),
-                                 "sd": float(np.std(own)), "AMI_target_val_threshold": float(np.mean(val)),
-                                 "sd_target_val_threshold": float(np.std(val)),
-                                 "AMI_unlabelled_threshold": float(np.mean(unlabelled)),
-                                 "sd_unlabelled_threshold": float(np.std(unlabelled)), "seeds": len(values)})
+                    row = {"train": source, "test": target, "row": label, "cut": cuts[(source, target, label)]}
+                    for key, column in zip(COLUMNS, np.array(values).T, strict=True):
+                        row |= {key: float(np.mean(column)), "sd" + key[3:]: float(np.std(column))}
+                    rows.append({**row, "seeds": len(values)})
     for row in rows:
         print(json.dumps(row))
     print(json.dumps(target_check(rows)))
@@ -200,12 +219,12 @@ def main() -> None:
                       "adapt_steps": args.adapt_steps, "train_options": extra, "minutes": round(minutes, 1),
                       "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}"
                       }))
-    print("\n| train on | test on | row | AMI (mean ± sd over seeds) | AMI, threshold on the target's validation |"
-          " AMI, threshold chosen without labels |\n|---|---|---|---|---|---|")
+    print("\n| train on | test on | row | AMI, own cut (mean ± sd over seeds) | AMI, cut chosen on the target's "
+          "labelled validation | AMI, threshold chosen without labels | AMI, per-set cut |\n"
+          "|---|---|---|---|---|---|---|")
     for row in rows:
-        cells = [f"{row[key]:.3f}" + (f" ± {row[sd]:.3f}" if row["seeds"] > 1 else "") if key in row else "-"
-                 for key, sd in (("AMI", "sd"), ("AMI_target_val_threshold", "sd_target_val_threshold"),
-                                 ("AMI_unlabelled_threshold", "sd_unlabelled_threshold"))]
+        cells = [f"{row[key]:.3f}" + (f" ± {row['sd' + key[3:]]:.3f}" if row["seeds"] > 1 else "") if key in row
+                 else "-" for key in COLUMNS]
         print(f"| {row['train']} | {row['test']} | {row['row']} | " + " | ".join(cells) + " |")
     sys.stdout.flush()
 
