@@ -156,8 +156,9 @@ def test_sweep_curve_and_a_threshold_rechosen_on_another_dataset(app_env, tiny_m
     with session_scope(app_env, readonly=True) as session:
         unlabelled = dataset_threshold(session, seeded.model_id, other.dataset_id)
     assert unlabelled is not None and not unlabelled.labelled and 3 <= unlabelled.chosen_on_sets <= 64
-    assert unlabelled.cut == "threshold"  # without labels only a threshold is chosen
-    assert (f"uses **threshold {unlabelled.threshold:+.2f}**, re-chosen without labels, on "
+    assert unlabelled.cut == "silhouette"  # per set, with a label-free threshold for sets under 3 entities
+    assert (f"uses **a per-set cut (highest silhouette; threshold {unlabelled.threshold:+.2f} for sets under 3 "
+            f"entities)**, re-chosen without labels, on "
             f"{unlabelled.chosen_on_sets} sets of queries") in texts_of(at)
 
     at.button(key="models_threshold_clear").click().run()

@@ -56,7 +56,7 @@ def test_same_domain_is_near_and_another_is_far_with_a_warning_that_says_what_to
     far = domain_shift(BEAUTY, [embedded(beauty_dir, 4, 2)], card_domains)
     assert far is not None and far.far and far.vocabulary_overlap == 0.0 and far.source == "toys/train.jsonl"
     message = shift_warning(far)
-    assert message is not None and "cactus adapt" in message and "--threshold auto" in message
+    assert message is not None and "cactus adapt" in message and "--cut silhouette" in message
 
 
 def test_the_nearest_of_several_domains_counts():

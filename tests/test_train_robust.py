@@ -144,7 +144,7 @@ def test_trained_cards_carry_a_fingerprint_and_predict_warns_only_off_domain(ws,
         for i in range(3)))
     assert main(["predict", str(ws["model"]), str(far), "--out", str(tmp_path / "q.jsonl")]) == 0
     err = capsys.readouterr().err
-    assert "warning: these texts look far" in err and "cactus adapt" in err and "--threshold auto" in err
+    assert "warning: these texts look far" in err and "cactus adapt" in err and "--cut silhouette" in err
 
 
 def test_adapt_replays_the_source_and_records_what_it_was_adapted_on(ws, tmp_path, capsys):
@@ -154,8 +154,9 @@ def test_adapt_replays_the_source_and_records_what_it_was_adapted_on(ws, tmp_pat
     out = tmp_path / "adapted"
     assert main(["adapt", str(ws["model"]), str(texts), "--out", str(out), "--steps", "3", "--batch-size", "2",
                  "--quiet"]) == 0
-    assert "adapted on 6 texts" in capsys.readouterr().out
+    assert "a per-set cut (highest silhouette; threshold" in capsys.readouterr().out  # the default off home ground
     card = read_card(out)
+    assert card.cut == "silhouette" and set(card.training_data["cut_validation"]) == {"threshold", "silhouette"}
     adapted = card.training_data["adapted"][-1]
     assert adapted["from"] == str(ws["model"]) and adapted["on"] == str(texts) and adapted["texts"] == 6
     assert adapted["replay"] == [str(ws["a"])] and card.test["sets"] == 5
@@ -164,6 +165,9 @@ def test_adapt_replays_the_source_and_records_what_it_was_adapted_on(ws, tmp_pat
     assert any(not np.array_equal(weights(out)[k], weights(ws["model"])[k]) for k in weights(out))
     assert main(["adapt", str(ws["model"]), str(texts), "--out", str(out), "--steps", "1", "--quiet"]) == 2
     assert "already holds a model" in capsys.readouterr().err
+    assert main(["adapt", str(ws["model"]), str(texts), "--out", str(out), "--steps", "1", "--quiet", "--force",
+                 "--cut", "threshold"]) == 0
+    assert read_card(out).cut == "threshold" and "adapted on 6 texts" in capsys.readouterr().out
 
 
 def test_adapt_asks_for_replay_when_the_training_data_is_gone(ws, tmp_path, capsys):

@@ -169,12 +169,15 @@ def threshold_panel(model: ModelInfo) -> None:
             return
         st.session_state["models_rechosen"] = (model.id, chosen, result)
         st.rerun()
-    if st.button(f"Choose it on {name}'s sets without labels", key="models_threshold_unlabelled",
+    if st.button(f"Cut {name}'s sets without labels", key="models_threshold_unlabelled",
                  icon=":material/auto_fix_high:",
-                 help="For a dataset with no labelled sets yet, far from the model's training data: picks the "
-                      "threshold whose clusterings of up to 64 of its sets have the highest mean silhouette under "
-                      "this model (how well each entity sits in its cluster against the nearest other), and keeps "
-                      "it for this model on this dataset. Labelled sets choose better when there are some."):
+                 help="For a dataset with no labelled sets yet, far from the model's training data: cuts each set "
+                      "of 3 or more entities where its clusters have the highest silhouette under this model (how "
+                      "well each entity sits in its cluster against the nearest other; 2 to 10 clusters), and "
+                      "smaller sets at the threshold whose clusterings of up to 64 of the dataset's sets have the "
+                      "highest mean silhouette; keeps this for the model on this dataset. Off the home domain this "
+                      "did better than one label-free threshold (docs/benchmarks.md); labelled sets choose better "
+                      "when there are some."):
         unlabelled_threshold_chosen(model, chosen, name)
     rechosen = st.session_state.get("models_rechosen")
     if rechosen and rechosen[:2] == (model.id, chosen) and override is not None:
@@ -195,7 +198,8 @@ def threshold_panel(model: ModelInfo) -> None:
 
 
 def unlabelled_threshold_chosen(model: ModelInfo, dataset_id: int, name: str) -> None:
-    """Choose the model's threshold on a dataset's sets without labels and store it (then rerun the page)."""
+    """Store a per-set cut for the model on a dataset, with the threshold for its small sets chosen on its sets
+    without labels (then rerun the page)."""
     texts = state.read(lambda session: actions.sampled_set_texts(session, dataset_id))
     try:
         loaded = state.loaded_model(model)
@@ -208,7 +212,7 @@ def unlabelled_threshold_chosen(model: ModelInfo, dataset_id: int, name: str) ->
         st.warning(f"No set of {name} with 3 or more entities shows cluster structure at any threshold under "
                    f"{model.name}: nothing to choose from, the threshold stays as it is.")
         return
-    if store_threshold(model, dataset_id, choice.threshold, choice.sets, labelled=False):
+    if store_threshold(model, dataset_id, choice.threshold, choice.sets, labelled=False, cut="silhouette"):
         st.session_state.pop("models_rechosen", None)
         st.rerun()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cactus.training.config import TRAIN_CUTS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -13,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Start from MODEL and take --steps steps, each on self-supervised sets made from the entity "
         "texts of SOURCE (word-dropped copies) plus labelled sets replayed from the model's training data (the "
         "dataset folders its card names, or --replay when they are not reachable here). The threshold is chosen "
-        "again on the replayed validation sets; the card records what the model was adapted on.",
+        "again on the replayed validation sets and the model cuts sets per set (--cut); the card records what the "
+        "model was adapted on.",
     )
     parser.add_argument("model", type=Path, help="trained model folder")
     parser.add_argument("source", type=Path, nargs="+",
@@ -27,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="self-supervised sets per step, and as many replayed sets (default 4)")
     parser.add_argument("--replay-weight", type=float, default=1.0,
                         help="weight of the replayed supervised loss (default 1)")
+    parser.add_argument("--cut", choices=TRAIN_CUTS, default="silhouette",
+                        help="how the adapted model cuts sets: 'silhouette' (each set of 3+ entities where its "
+                        "clusters have the highest silhouette; default, since a threshold chosen on the replayed "
+                        "source sets need not suit the new domain), 'threshold', or 'auto' (the better of the two "
+                        "on the replayed validation sets)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random generator (default 0)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when a GPU is visible)")
     parser.add_argument("--force", action="store_true", help="overwrite a model in --out")
@@ -38,13 +46,14 @@ def run(args: argparse.Namespace) -> int:
     from cactus.cli.pretrain import source_texts
     from cactus.cli.progress import ProgressBar
     from cactus.errors import CactusError
+    from cactus.inference.threshold import describe_cut
     from cactus.training.adapt import adapt
     from cactus.training.config import AdaptConfig
 
     texts = [t for source in args.source for t in source_texts(source)]
     try:
         config = AdaptConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                             replay_weight=args.replay_weight, seed=args.seed, device=args.device)
+                             replay_weight=args.replay_weight, seed=args.seed, device=args.device, cut=args.cut)
     except ValueError as exc:
         raise CactusError(str(exc)) from None
     bar = ProgressBar(disable=args.quiet)
@@ -54,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     card = result.card
-    print(f"saved {result.model_dir} (threshold {card.threshold:+.1f}, adapted on {len(texts)} texts)")
+    print(f"saved {result.model_dir} ({describe_cut(card.threshold, card.cut)}, adapted on {len(texts)} texts)")
     if card.test:
         print("replayed test: " + ", ".join(f"{k} {v:.3f}" for k, v in card.test.items() if k != "sets"))
     return 0

@@ -114,8 +114,9 @@ def shift_warning(shift: DomainShift | None) -> str | None:
             f"{shift.embedding_cosine:.2f}, {shift.vocabulary_overlap:.0%} of their words are among the training "
             f"data's frequent words{f', nearest: {shift.source}' if shift.source else ''}): its clusters may be "
             "worse than an untrained encoder's here. Adapt it first (`cactus adapt MODEL TEXTS --out NEW`), or "
-            "re-choose the threshold on this data: on a few labelled sets, or without labels (`cactus predict "
-            "--threshold auto`; on the Models page, 'Choose it on ... without labels').")
+            "cut each set where its clusters are most distinct, which needs no labels (`cactus predict --cut "
+            "silhouette`; on the Models page, 'Cut ... sets without labels'), or re-choose the threshold on a "
+            "few labelled sets of this data.")
 
 
 def sample_sets(sets: Sequence[Sequence[str]], limit: int = SAMPLE_SETS) -> list[list[str]]:

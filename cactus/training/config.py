@@ -115,8 +115,13 @@ class AdaptConfig:
     seed: int = 0
     device: str | None = None
     eval_batch_size: int = 16
+    # the adapted model's cut: per set by default, since the replayed validation sets are the source's and a
+    # threshold chosen on them did not travel (docs/benchmarks.md); "auto" chooses on them as training does
+    cut: str = "silhouette"
 
     def __post_init__(self) -> None:
+        if self.cut not in TRAIN_CUTS:
+            raise ValueError(f"cut must be one of {', '.join(TRAIN_CUTS)}, got {self.cut!r}")
         for name in ("steps", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
