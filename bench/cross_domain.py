@@ -23,6 +23,7 @@ Prints one JSON object per (source, target, row) with AMI mean and spread over s
     python bench/cross_domain.py --seeds 0 1 2 --with-mix
     python bench/cross_domain.py --sets 150 --epochs 1 --mix-only   # a broad model, tested where it never trained
     python bench/cross_domain.py --sets 150 --score-model MODEL_DIR   # how an existing model travels
+    python bench/cross_domain.py --combine seed0.out seed1.out seed2.out  # one-seed runs, combined
 """
 
 from __future__ import annotations
@@ -127,6 +128,10 @@ def target_check(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out["in_domain"] = {t: {"vs_frozen": round(r["AMI"] - frozen[(t, t)]["AMI"], 4),
                             "vs_nia": round(r["AMI"] - cell[(t, t, "NIA ft")]["AMI"], 4)
                             if (t, t, "NIA ft") in cell else None} for t, r in home}
+    if home:
+        for key in ("vs_frozen", "vs_nia"):
+            gaps = [v[key] for v in out["in_domain"].values() if v[key] is not None]
+            out[f"in_domain_mean_{key}"] = round(float(np.mean(gaps)), 4) if gaps else None
     return out
 
 
@@ -152,7 +157,15 @@ def main() -> None:
     parser.add_argument("--keep-adapted", action="store_true",
                         help="keep the adapted models' weights (by default only their cards, to save disk)")
     parser.add_argument("--device")
+    parser.add_argument("--combine", type=Path, nargs="+", metavar="OUTPUT",
+                        help="train nothing: combine the printed output of one-seed runs on the same sets (e.g. "
+                        "seeds run on different machines) into one table with mean and spread over the seeds")
     args = parser.parse_args()
+    if args.combine:
+        rows = combine(args.combine)
+        print_rows(rows)
+        print_table(rows)
+        return
     if args.quick:
         args.datasets = args.datasets or list(QUICK)
         args.sets, args.seeds, args.epochs, args.adapt_steps = min(args.sets, 60), args.seeds[:1], 1, 20
@@ -198,27 +211,46 @@ def main() -> None:
                     cuts.setdefault((source, target, "SIA ft + adapted"), []).append(read_card(adapted).cut)
                     if not args.keep_adapted:
                         shutil.rmtree(adapted / "backbone", ignore_errors=True)
+    rows = table_rows(sources, names, baselines, results, cuts)
+    print_rows(rows)
+    minutes = (time.perf_counter() - started) / 60
+    print(json.dumps({"datasets": names, "sets": args.sets, "seeds": args.seeds, "epochs": args.epochs,
+                      "adapt_steps": args.adapt_steps, "train_options": extra, "minutes": round(minutes, 1),
+                      "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}"
+                      }))
+    print_table(rows)
+
+
+TRAINED = ("NIA ft", "SIA ft", "SIA ft + adapted")
+
+
+def table_rows(sources, names, baselines: dict[str, dict[str, Any]],
+               results: dict[tuple[str, str, str], list[tuple[float, ...]]],
+               cuts: dict[tuple[str, str, str], list[str]]) -> list[dict[str, Any]]:
+    """One row per (source, target): the frozen baseline, then each trained row's mean and spread over seeds."""
     rows = []
     for source in sources:
         for target in names:
             base = baselines[target]
             rows.append({"train": source, "test": target, "row": f"frozen {base['method']}", "AMI": base["AMI"],
                          "sd": 0.0, "seeds": 0})
-            for label in ("NIA ft", "SIA ft", "SIA ft + adapted"):
+            for label in TRAINED:
                 values = results.get((source, target, label))
                 if values:
                     row = {"train": source, "test": target, "row": label, "cut": cuts[(source, target, label)]}
                     for key, column in zip(COLUMNS, np.array(values).T, strict=True):
                         row |= {key: float(np.mean(column)), "sd" + key[3:]: float(np.std(column))}
                     rows.append({**row, "seeds": len(values)})
+    return rows
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         print(json.dumps(row))
     print(json.dumps(target_check(rows)))
-    minutes = (time.perf_counter() - started) / 60
-    print(json.dumps({"datasets": names, "sets": args.sets, "seeds": args.seeds, "epochs": args.epochs,
-                      "adapt_steps": args.adapt_steps, "train_options": extra, "minutes": round(minutes, 1),
-                      "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}"
-                      }))
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
     print("\n| train on | test on | row | AMI, own cut (mean ± sd over seeds) | AMI, cut chosen on the target's "
           "labelled validation | AMI, threshold chosen without labels | AMI, per-set cut |\n"
           "|---|---|---|---|---|---|---|")
@@ -227,6 +259,30 @@ def main() -> None:
                  else "-" for key in COLUMNS]
         print(f"| {row['train']} | {row['test']} | {row['row']} | " + " | ".join(cells) + " |")
     sys.stdout.flush()
+
+
+def combine(files: list[Path]) -> list[dict[str, Any]]:
+    """The rows of several one-seed runs of the same sets (their printed JSON), as one run over all their seeds."""
+    sources: dict[str, None] = {}
+    names: dict[str, None] = {}
+    baselines: dict[str, dict[str, Any]] = {}
+    results: dict[tuple[str, str, str], list[tuple[float, ...]]] = {}
+    cuts: dict[tuple[str, str, str], list[str]] = {}
+    for file in files:
+        for line in file.read_text().splitlines():
+            if not line.startswith('{"train"'):
+                continue
+            row = json.loads(line)
+            sources[row["train"]], names[row["test"]] = None, None
+            if row["row"].startswith("frozen "):
+                baselines.setdefault(row["test"], {"method": row["row"][len("frozen "):], "AMI": row["AMI"]})
+                continue
+            if row["seeds"] != 1:
+                raise SystemExit(f"{file}: --combine takes runs of one seed each, this one has {row['seeds']}")
+            key = (row["train"], row["test"], row["row"])
+            results.setdefault(key, []).append(tuple(row[k] for k in COLUMNS))
+            cuts.setdefault(key, []).extend(row["cut"])
+    return table_rows(sources, names, baselines, results, cuts)
 
 
 if __name__ == "__main__":
