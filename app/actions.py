@@ -16,9 +16,8 @@ import numpy as np
 
 from app.compare import agreement
 from cactus.data import EntitySet, labels_to_clusters
-from cactus.evaluation.metrics import average_scores, clustering_scores
 from cactus.inference.cluster import MergeTree, ThresholdSweep, sweep_thresholds
-from cactus.inference.per_set_cut import CutChoice, choose_cut, cut_labels, set_threshold
+from cactus.inference.per_set_cut import CutChoice, choose_cut, cut_scores, set_threshold
 from db import (
     AppliedCut,
     ClusteringView,
@@ -104,8 +103,7 @@ def rechoose_threshold(clustering_model: Any, sets: list[EntitySet]) -> Rechosen
     sweep = sweep_thresholds(similarities, gold)
     cut = choose_cut(similarities, gold, sweep.best_threshold)
     card, card_cut = clustering_model.threshold, clustering_model.cut
-    at_card = average_scores(clustering_scores(g, cut_labels(sim, card, card_cut))
-                             for sim, g in zip(similarities, gold, strict=True))
+    at_card = cut_scores(similarities, gold, card, card_cut)
     return Rechosen(sweep, cut, len(sets), card, card_cut, at_card)
 
 

@@ -43,11 +43,10 @@ from cactus.data import read_dataset, read_entities, write_dataset
 from cactus.data.builder import BuilderConfig, build_taxonomy_sets
 from cactus.encoders.config import EncoderConfig
 from cactus.evaluation.baselines import run_baselines
-from cactus.evaluation.metrics import average_scores, clustering_scores
 from cactus.inference.cluster import sweep_thresholds
 from cactus.inference.embedding import frozen_embedder
 from cactus.inference.model import ClusteringModel
-from cactus.inference.per_set_cut import choose_cut, cut_labels
+from cactus.inference.per_set_cut import choose_cut, cut_scores
 from cactus.inference.unlabelled_threshold import unlabelled_threshold
 from cactus.training.adapt import adapt
 from cactus.training.checkpoint import read_card
@@ -102,9 +101,7 @@ def scores_on(model_dir: Path, targets: dict[str, Path], device: str | None
         free = model.threshold if choice is None else choice.threshold
         runs = ((model.threshold, model.cut), (swept, labelled.cut), (free, "threshold"),
                 (model.threshold, "silhouette"))
-        out[name] = tuple(average_scores(clustering_scores(gold, cut_labels(sim, threshold, cut))
-                                         for sim, gold in zip(test_sims, test_gold, strict=True))["AMI"]
-                          for threshold, cut in runs)
+        out[name] = tuple(cut_scores(test_sims, test_gold, threshold, cut)["AMI"] for threshold, cut in runs)
     return out
 
 

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cactus.evaluation.metrics import average_scores, clustering_scores, selection_score
+from cactus.evaluation.metrics import score_sets, selection_score
 from cactus.inference.cluster import MergeTree, check_similarity, similarity_distance
 from cactus.inference.threshold import CUTS, check_cut
 from cactus.inference.unlabelled_threshold import set_silhouette
 
-__all__ = ["CUTS", "SILHOUETTE_KMAX", "CutChoice", "check_cut", "choose_cut", "cut_labels", "k_thresholds",
-           "set_threshold", "silhouette_threshold"]
+__all__ = ["CUTS", "SILHOUETTE_KMAX", "CutChoice", "check_cut", "choose_cut", "cut_labels", "cut_scores",
+           "k_thresholds", "set_threshold", "silhouette_threshold"]
 #: The largest number of clusters the per-set cut tries (as the silhouette-chosen k of the baselines).
 SILHOUETTE_KMAX = 10
 #: Merge similarities closer than this count as tied (the linkage's float noise).
@@ -76,6 +76,13 @@ def cut_labels(similarity: np.ndarray, threshold: float, cut: str) -> np.ndarray
     return tree.cut(set_threshold(similarity, threshold, cut, tree=tree))
 
 
+def cut_scores(similarities: Sequence[np.ndarray], gold_labels: Sequence[np.ndarray], threshold: float, cut: str
+               ) -> dict[str, float]:
+    """Scores averaged over labelled sets, each clustered under ``cut`` (at ``threshold``, or its fallback)."""
+    return score_sets((gold, cut_labels(sim, threshold, cut))
+                      for sim, gold in zip(similarities, gold_labels, strict=True))
+
+
 @dataclass(frozen=True)
 class CutChoice:
     """The cut with the higher NMI + AMI + RI + ARI on labelled sets, and the averaged scores of each."""
@@ -90,7 +97,6 @@ def choose_cut(similarities: Sequence[np.ndarray], gold_labels: Sequence[np.ndar
     if len(similarities) != len(gold_labels) or not similarities:
         raise ValueError(f"choosing a cut needs labelled sets: got {len(similarities)} similarity matrices for "
                          f"{len(gold_labels)} labellings")
-    scores = {cut: average_scores(clustering_scores(gold, cut_labels(sim, threshold, cut))
-                                  for sim, gold in zip(similarities, gold_labels, strict=True)) for cut in CUTS}
+    scores = {cut: cut_scores(similarities, gold_labels, threshold, cut) for cut in CUTS}
     best = max(CUTS, key=lambda c: (selection_score(scores[c]), c == "threshold"))
     return CutChoice(best, scores)

@@ -56,7 +56,6 @@ from cactus.training.trainer import (
     padded_labels,
     score_at,
     seed_everything,
-    validate,
 )
 
 
@@ -147,8 +146,8 @@ def adapt(model_dir: str | Path, texts: Sequence[str], out_dir: str | Path, conf
         report(Progress("pretrain", step, config.steps, loss=timer.mean_loss,
                         eta_s=timer.elapsed / step * (config.steps - step), sets_per_s=timer.sets_per_s(1)))
     report(Progress("validate", config.steps, config.steps, message="choosing the threshold on the replayed sets"))
-    threshold, _ = validate(encoder, replayed.val, device, config.eval_batch_size)
-    cut, cut_scores = choose_model_cut(encoder, replayed.val, threshold, device, config.eval_batch_size, config.cut)
+    threshold, cut, cut_scores = choose_model_cut(encoder, replayed.val, None, device, config.eval_batch_size,
+                                                  config.cut)
     scores = cut_scores[cut]
     out_dir.mkdir(parents=True, exist_ok=True)
     if force:

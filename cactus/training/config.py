@@ -30,6 +30,12 @@ def _check_common(config: TrainConfig | PretrainConfig, counts: tuple[str, ...])
             raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
 
 
+def _check_cut(cut: object) -> None:
+    """``cut`` must be one of :data:`TRAIN_CUTS` (the option of ``cactus train`` and ``cactus adapt``)."""
+    if cut not in TRAIN_CUTS:
+        raise ValueError(f"cut must be one of {', '.join(TRAIN_CUTS)}, got {cut!r}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Fine-tuning options (the CLI flags of ``cactus train``)."""
@@ -56,8 +62,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_common(self, ("epochs", "batch_size", "eval_batch_size"))
-        if self.cut not in TRAIN_CUTS:
-            raise ValueError(f"cut must be one of {', '.join(TRAIN_CUTS)}, got {self.cut!r}")
+        _check_cut(self.cut)
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.limit_train is not None and self.limit_train < 1:
@@ -120,8 +125,7 @@ class AdaptConfig:
     cut: str = "silhouette"
 
     def __post_init__(self) -> None:
-        if self.cut not in TRAIN_CUTS:
-            raise ValueError(f"cut must be one of {', '.join(TRAIN_CUTS)}, got {self.cut!r}")
+        _check_cut(self.cut)
         for name in ("steps", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

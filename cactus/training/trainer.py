@@ -33,10 +33,10 @@ from torch import Tensor, nn
 
 from cactus.data.sets import SPLITS, Dataset, EntitySet, read_dataset
 from cactus.encoders.config import EncoderConfig
-from cactus.evaluation.metrics import average_scores, clustering_scores, selection_score
+from cactus.evaluation.metrics import selection_score
 from cactus.inference.cluster import ThresholdSweep, sweep_thresholds
 from cactus.inference.model import resolve_device, set_similarities
-from cactus.inference.per_set_cut import choose_cut, cut_labels
+from cactus.inference.per_set_cut import choose_cut, cut_scores
 from cactus.inference.threshold import describe_cut
 from cactus.losses import build_loss, pair_targets
 from cactus.training.checkpoint import (
@@ -291,16 +291,19 @@ def score_at(encoder, sets: Sequence[EntitySet], threshold: float, device: str, 
              cut: str = "threshold") -> dict[str, float]:
     """Averaged scores of ``sets`` clustered at ``threshold`` under ``cut``."""
     sims = set_similarities(encoder, [s.texts for s in sets], batch_size=batch_size, device=device)
-    return average_scores(clustering_scores(s.labels(), cut_labels(m, threshold, cut))
-                          for s, m in zip(sets, sims, strict=True))
+    return cut_scores(sims, [s.labels() for s in sets], threshold, cut)
 
 
-def choose_model_cut(encoder, sets: Sequence[EntitySet], threshold: float, device: str, batch_size: int,
-                     wanted: str = "auto") -> tuple[str, dict[str, dict[str, float]]]:
-    """The cut a model keeps (``wanted``, or with "auto" the better on the labelled ``sets``) and both cuts' scores."""
+def choose_model_cut(encoder, sets: Sequence[EntitySet], threshold: float | None, device: str, batch_size: int,
+                     wanted: str = "auto") -> tuple[float, str, dict[str, dict[str, float]]]:
+    """The threshold (``threshold``, or when None the best of a sweep on ``sets``), the cut a model keeps (``wanted``,
+    or with "auto" the better on the labelled ``sets``) and both cuts' scores; the sets are embedded once."""
     sims = set_similarities(encoder, [s.texts for s in sets], batch_size=batch_size, device=device)
-    choice = choose_cut(sims, [s.labels() for s in sets], threshold)
-    return (choice.cut if wanted == "auto" else wanted), choice.scores
+    gold = [s.labels() for s in sets]
+    if threshold is None:
+        threshold = sweep_thresholds(sims, gold).best_threshold
+    choice = choose_cut(sims, gold, threshold)
+    return threshold, (choice.cut if wanted == "auto" else wanted), choice.scores
 
 
 #: Options added after runs were first saved, with the value an older run's progress stands for.
@@ -567,10 +570,10 @@ def _finish(out_dir: Path, dataset, dataset_dirs: Sequence[Path], device: str, c
     if "cut_validation" not in card.training_data:
         report(Progress("validate", 1, 1, config.epochs, config.epochs,
                         message="choosing between the threshold and a per-set cut on validation"))
-        card.cut, cut_scores = choose_model_cut(model.encoder, dataset.val, card.threshold, device,
-                                                config.eval_batch_size, config.cut)
-        card.training_data["cut_validation"] = cut_scores
-        card.validation = dict(cut_scores[card.cut])
+        _, card.cut, both = choose_model_cut(model.encoder, dataset.val, card.threshold, device,
+                                             config.eval_batch_size, config.cut)
+        card.training_data["cut_validation"] = both
+        card.validation = dict(both[card.cut])
         write_card(out_dir, card)
     report(Progress("test", 1, 1, config.epochs, config.epochs, message="scoring the test split"))
     card.test = score_at(model.encoder, dataset.test, card.threshold, device, config.eval_batch_size, card.cut)
