@@ -14,7 +14,14 @@ from cactus.data import read_dataset
 from cactus.encoders.config import EncoderConfig
 from cactus.losses import build_loss
 from cactus.training.checkpoint import read_card
-from cactus.training.config import AdaptConfig, TrainConfig, TrainingError, config_from_dict, config_options
+from cactus.training.config import (
+    WISE_FT_ALPHAS,
+    AdaptConfig,
+    TrainConfig,
+    TrainingError,
+    config_from_dict,
+    config_options,
+)
 from cactus.training.trainer import (
     SetTrainingModule,
     build_encoder,
@@ -45,7 +52,8 @@ def config(ws, **options) -> TrainConfig:
     return TrainConfig(encoder=EncoderConfig(backbone=str(ws["bert"])), epochs=1, batch_size=2, **options)
 
 
-@pytest.mark.parametrize("bad", [{"wise_ft": 1.5}, {"freeze_layers": -1}, {"backbone_lr_scale": 0},
+@pytest.mark.parametrize("bad", [{"wise_ft": 1.5}, {"wise_ft": "sometimes"}, {"wise_ft": True},
+                                 {"freeze_layers": -1}, {"backbone_lr_scale": 0},
                                  {"selfsup_mix": 2}, {"mix": "sideways"}])
 def test_robustness_options_are_checked_with_their_name(bad):
     with pytest.raises(TrainingError, match=next(iter(bad))):
@@ -57,6 +65,8 @@ def test_robustness_options_travel_as_flat_options():
     made = config_from_dict(TrainConfig, options)
     assert {k: config_options(made)[k] for k in options} == options
     assert config_options(TrainConfig())["wise_ft"] is None  # defaults change nothing
+    assert config_from_dict(TrainConfig, {"wise_ft": "auto"}).wise_ft == "auto"
+    assert config_from_dict(TrainConfig, {"wise_ft": 1}).wise_ft == 1.0
     with pytest.raises(ValueError, match="replay_weight"):
         AdaptConfig(replay_weight=-1)
 
@@ -95,6 +105,38 @@ def test_wise_ft_zero_gives_back_the_starting_weights_and_the_card_says_so(ws, t
     card = result.card
     assert card.training_data["wise_ft"]["alpha"] == 0.0 and "fine_tuned_validation" in card.training_data["wise_ft"]
     assert card.test["sets"] == 5
+
+
+def test_wise_ft_auto_keeps_the_alpha_that_scores_best_on_validation(ws, tmp_path):
+    tuned = train(ws["a"], tmp_path / "tuned", config(ws, lr=1e-2))
+    result = train(ws["a"], tmp_path / "auto", config(ws, lr=1e-2, wise_ft="auto"))
+    card, wise = result.card, result.card.training_data["wise_ft"]
+    assert wise["chosen_on_validation"] and set(wise["tried"]) == {str(a) for a in WISE_FT_ALPHAS}
+    total = {a: sum(row[k] for k in ("NMI", "AMI", "RI", "ARI")) for a, row in wise["tried"].items()}
+    best = max(total.values())
+    assert wise["alpha"] == max(float(a) for a, t in total.items() if t >= best - 1e-9)  # ties: the larger alpha
+    kept = wise["tried"][str(wise["alpha"])]
+    assert (card.threshold, card.cut) == (pytest.approx(kept["threshold"], abs=1e-5), kept["cut"])
+    assert wise["fine_tuned_threshold"] == tuned.card.threshold
+    start = {k: v.numpy() for k, v in load_file(str(ws["bert"] / "model.safetensors")).items()}
+    fine, after, alpha = weights(tmp_path / "tuned"), weights(tmp_path / "auto"), wise["alpha"]
+    assert all(np.allclose(after[k], alpha * fine[k] + (1 - alpha) * start[k], atol=1e-5) for k in after if k in start)
+    assert card.config["wise_ft"] == "auto" and card.test["sets"] == 5
+
+
+def test_choose_wise_ft_with_alpha_one_leaves_the_fine_tuned_weights(ws):
+    from cactus.inference.model import ClusteringModel
+    from cactus.training.wise_ft import choose_wise_ft
+
+    model = ClusteringModel.load(ws["model"], device="cpu")
+    before = {k: v.clone() for k, v in model.encoder.backbone.state_dict().items()}
+    start = build_encoder(EncoderConfig(backbone=str(ws["bert"])), None)
+    val = read_dataset(ws["a"], ("val",)).val
+    choice = choose_wise_ft(model.encoder, start.backbone, val, (1.0,), "cpu", 8)
+    assert choice.alpha == 1.0 and set(choice.cut_scores) == {"threshold", "silhouette"}
+    assert all(np.array_equal(v.numpy(), before[k].numpy()) for k, v in model.encoder.backbone.state_dict().items())
+    with pytest.raises(ValueError, match="validation sets"):
+        choose_wise_ft(model.encoder, start.backbone, [], (1.0,), "cpu", 8)
 
 
 def test_selfsup_mix_takes_extra_steps_that_change_the_model(ws, tmp_path):
@@ -159,7 +201,7 @@ def test_adapt_replays_the_source_and_records_what_it_was_adapted_on(ws, tmp_pat
     assert card.cut == "silhouette" and set(card.training_data["cut_validation"]) == {"threshold", "silhouette"}
     adapted = card.training_data["adapted"][-1]
     assert adapted["from"] == str(ws["model"]) and adapted["on"] == str(texts) and adapted["texts"] == 6
-    assert adapted["replay"] == [str(ws["a"])] and card.test["sets"] == 5
+    assert adapted["replay"] == [str(ws["a"])] and card.test["sets"] == 5 and adapted["wise_ft"] == 0.5
     assert [d["source"] for d in card.training_data["domains"]] == [str(ws["a"]), str(texts)]
     assert weights(out).keys() == weights(ws["model"]).keys()
     assert any(not np.array_equal(weights(out)[k], weights(ws["model"])[k]) for k in weights(out))
@@ -168,6 +210,29 @@ def test_adapt_replays_the_source_and_records_what_it_was_adapted_on(ws, tmp_pat
     assert main(["adapt", str(ws["model"]), str(texts), "--out", str(out), "--steps", "1", "--quiet", "--force",
                  "--cut", "threshold"]) == 0
     assert read_card(out).cut == "threshold" and "adapted on 6 texts" in capsys.readouterr().out
+
+
+def test_adapt_averages_with_the_backbone_the_model_started_from(ws, tmp_path, capsys):
+    start = {k: v.numpy() for k, v in load_file(str(ws["bert"] / "model.safetensors")).items()}
+    args = ["adapt", str(ws["model"]), str(ws["b"]), "--steps", "2", "--batch-size", "2", "--quiet", "--lr", "1e-2"]
+    assert main([*args, "--out", str(tmp_path / "zero"), "--wise-ft", "0"]) == 0
+    back = weights(tmp_path / "zero")
+    assert all(np.allclose(back[k], start[k], atol=1e-6) for k in back if k in start)
+    assert main([*args, "--out", str(tmp_path / "one"), "--wise-ft", "1"]) == 0
+    assert read_card(tmp_path / "one").training_data["adapted"][-1]["wise_ft"] == 1.0
+    assert any(not np.allclose(weights(tmp_path / "one")[k], start[k]) for k in start)
+    assert main([*args, "--out", str(tmp_path / "bad"), "--wise-ft", "1.5"]) == 2
+    assert "wise_ft must be between 0 and 1" in capsys.readouterr().err
+    moved = tmp_path / "moved"
+    import shutil
+
+    shutil.copytree(ws["model"], moved)
+    card = json.loads((moved / "card.json").read_text())
+    card["config"]["backbone"] = str(tmp_path / "no-such-backbone")
+    (moved / "card.json").write_text(json.dumps(card))
+    assert main(["adapt", str(moved), str(ws["b"]), "--out", str(tmp_path / "o"), "--steps", "1", "--quiet"]) == 2
+    assert "--wise-ft 1" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "card.json").exists()
 
 
 def test_adapt_asks_for_replay_when_the_training_data_is_gone(ws, tmp_path, capsys):

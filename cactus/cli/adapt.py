@@ -35,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "clusters have the highest silhouette; default, since a threshold chosen on the replayed "
                         "source sets need not suit the new domain), 'threshold', or 'auto' (the better of the two "
                         "on the replayed validation sets)")
+    parser.add_argument("--wise-ft", type=float, default=0.5, metavar="ALPHA",
+                        help="then average the weights: ALPHA x adapted + (1 - ALPHA) x the backbone the model was "
+                        "fine-tuned from (WiSE-FT; default 0.5, which kept most off the home domain in "
+                        "docs/benchmarks.md; 1: no average)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random generator (default 0)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when a GPU is visible)")
     parser.add_argument("--force", action="store_true", help="overwrite a model in --out")
@@ -53,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     texts = [t for source in args.source for t in source_texts(source)]
     try:
         config = AdaptConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                             replay_weight=args.replay_weight, seed=args.seed, device=args.device, cut=args.cut)
+                             replay_weight=args.replay_weight, seed=args.seed, device=args.device, cut=args.cut,
+                             wise_ft=args.wise_ft)
     except ValueError as exc:
         raise CactusError(str(exc)) from None
     bar = ProgressBar(disable=args.quiet)

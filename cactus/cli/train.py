@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cactus.errors import CactusError
 from cactus.inference.threshold import describe_cut
-from cactus.training.config import TRAIN_CUTS
+from cactus.training.config import TRAIN_CUTS, WISE_FT_ALPHAS
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -30,12 +30,26 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def wise_ft_option(value: str) -> float | str:
+    """``--wise-ft``: "auto" or a number between 0 and 1."""
+    if value == "auto":
+        return value
+    try:
+        alpha = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 or auto, got {value!r}") from None
+    if not 0.0 <= alpha <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 or auto, got {value!r}")
+    return alpha
+
+
 def add_robustness_options(parser: argparse.ArgumentParser) -> None:
     """Options that keep a fine-tuned model good off its home domain (all off by default)."""
     group = parser.add_argument_group("robustness off the training domain")
-    group.add_argument("--wise-ft", type=float, metavar="ALPHA",
+    group.add_argument("--wise-ft", type=wise_ft_option, metavar="ALPHA|auto",
                        help="after training, average the weights: ALPHA x fine-tuned + (1 - ALPHA) x starting "
-                       "backbone (WiSE-FT), then re-choose the threshold on validation")
+                       "backbone (WiSE-FT), then re-choose the threshold and cut on validation; auto: the ALPHA of "
+                       f"{', '.join(map(str, WISE_FT_ALPHAS))} that scores best on validation")
     group.add_argument("--freeze-layers", type=int, default=0, metavar="N",
                        help="keep the embeddings and the lowest N backbone layers frozen (default 0)")
     group.add_argument("--backbone-lr-scale", type=float, default=1.0, metavar="S",

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from cactus.encoders.config import EncoderConfig
+from cactus.errors import CactusError
 from cactus.inference.model import resolve_device
 from cactus.inference.threshold import describe_cut
 from cactus.losses import build_loss
@@ -57,6 +58,7 @@ from cactus.training.trainer import (
     score_at,
     seed_everything,
 )
+from cactus.training.wise_ft import wise_ft_average
 
 
 def source_datasets(card: ModelCard) -> list[Path]:
@@ -81,6 +83,17 @@ def replay_datasets(card: ModelCard, replay: Sequence[str | Path] | None) -> lis
         raise TrainingError(f"replay dataset folder(s) without train.jsonl and val.jsonl: {', '.join(missing)}"
                             + hint)
     return folders
+
+
+def starting_backbone(card: ModelCard) -> nn.Module:
+    """The backbone the card's model was fine-tuned from (its ``backbone``, or its ``init`` model's), as it started."""
+    backbone, init = card.config.get("backbone", "minilm"), card.config.get("init")
+    try:
+        return build_encoder(EncoderConfig(backbone=backbone, mode=card.mode, max_tokens=card.max_tokens),
+                             init).backbone
+    except (OSError, ValueError, CactusError) as exc:
+        raise TrainingError(f"WiSE-FT needs the backbone this model started from ({init or backbone}), which does not "
+                            f"load here ({exc}); adapt with --wise-ft 1 to skip the average") from None
 
 
 def mixed_step(module: nn.Module, encoder, parts: Sequence[tuple[Sequence[Any], float]],
@@ -127,6 +140,7 @@ def adapt(model_dir: str | Path, texts: Sequence[str], out_dir: str | Path, conf
     replayed = mixed_dataset(folders, "proportional", config.seed)
     report = callback or (lambda progress: None)
     device = resolve_device(config.device)
+    start = starting_backbone(card) if config.wise_ft is not None and config.wise_ft < 1.0 else None  # fail early
     seed_everything(config.seed)
     encoder = build_encoder(EncoderConfig(mode=card.mode, max_tokens=card.max_tokens), str(model_dir))
     loss = build_loss(card.loss)
@@ -145,6 +159,10 @@ def adapt(model_dir: str | Path, texts: Sequence[str], out_dir: str | Path, conf
         timer.add(value, 2 * config.batch_size)
         report(Progress("pretrain", step, config.steps, loss=timer.mean_loss,
                         eta_s=timer.elapsed / step * (config.steps - step), sets_per_s=timer.sets_per_s(1)))
+    if start is not None:
+        report(Progress("validate", config.steps, config.steps,
+                        message=f"averaging with the starting weights (WiSE-FT, alpha {config.wise_ft})"))
+        wise_ft_average(encoder.backbone, start, config.wise_ft)
     report(Progress("validate", config.steps, config.steps, message="choosing the threshold on the replayed sets"))
     threshold, cut, cut_scores = choose_model_cut(encoder, replayed.val, None, device, config.eval_batch_size,
                                                   config.cut)
@@ -160,6 +178,7 @@ def adapt(model_dir: str | Path, texts: Sequence[str], out_dir: str | Path, conf
         + [(source, chunks)], device, config.eval_batch_size)
     adapted = {"from": str(model_dir), "on": source, "texts": len(texts), "replay": [str(f) for f in folders],
                "steps": config.steps, "lr": config.lr, "replay_weight": config.replay_weight, "seed": config.seed,
+               "wise_ft": config.wise_ft,
                "source_validation_before": card.validation, "source_test_before": card.test}
     training_data = {**card.training_data, "adapted": [*card.training_data.get("adapted", []), adapted],
                      "domains": domains, "cut_validation": cut_scores}

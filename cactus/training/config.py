@@ -54,7 +54,9 @@ class TrainConfig:
     eval_batch_size: int = 16
     mix: str = "proportional"  # several datasets: "proportional" (all their sets) or "equal" (as many from each)
     # robustness off the home domain (defaults change nothing)
-    wise_ft: float | None = None  # after training, weights = ALPHA * fine-tuned + (1 - ALPHA) * starting backbone
+    # after training, weights = ALPHA * fine-tuned + (1 - ALPHA) * starting backbone (WiSE-FT); "auto": the best
+    # ALPHA of cactus.training.wise_ft.WISE_FT_ALPHAS on validation (1 among them); None: not averaged
+    wise_ft: float | str | None = None
     freeze_layers: int = 0  # keep the embeddings and the lowest N layers of the backbone frozen
     backbone_lr_scale: float = 1.0  # the backbone learns at lr * S; s_neu and other non-backbone parameters at lr
     selfsup_mix: float = 0.0  # after each supervised step, a self-supervised step with this probability
@@ -69,14 +71,25 @@ class TrainConfig:
             raise ValueError(f"limit_train must be at least 1, got {self.limit_train}")
         if self.mix not in MIXES:
             raise ValueError(f"mix must be one of {', '.join(MIXES)}, got {self.mix!r}")
-        if self.wise_ft is not None and not 0.0 <= self.wise_ft <= 1.0:
-            raise ValueError(f"wise_ft must be between 0 and 1, got {self.wise_ft}")
+        _check_wise_ft(self.wise_ft)
         if self.freeze_layers < 0:
             raise ValueError(f"freeze_layers must be 0 or more, got {self.freeze_layers}")
         if not self.backbone_lr_scale > 0:
             raise ValueError(f"backbone_lr_scale must be positive, got {self.backbone_lr_scale}")
         if not 0.0 <= self.selfsup_mix <= 1.0:
             raise ValueError(f"selfsup_mix must be between 0 and 1, got {self.selfsup_mix}")
+
+
+#: The alphas ``wise_ft="auto"`` tries (ties keep the larger alpha: the less averaged model; 1 is no average).
+WISE_FT_ALPHAS: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
+
+
+def _check_wise_ft(alpha: object) -> None:
+    """``wise_ft`` is None, "auto" or a weight between 0 and 1."""
+    if alpha is None or alpha == "auto":
+        return
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"wise_ft must be between 0 and 1, or auto, got {alpha!r}")
 
 
 #: ``cactus train --cut``: choose on validation, or always one cut (see :mod:`cactus.inference.per_set_cut`).
@@ -123,9 +136,16 @@ class AdaptConfig:
     # the adapted model's cut: per set by default, since the replayed validation sets are the source's and a
     # threshold chosen on them did not travel (docs/benchmarks.md); "auto" chooses on them as training does
     cut: str = "silhouette"
+    # then average with the backbone the source model was fine-tuned from: ALPHA * adapted + (1 - ALPHA) * start
+    # (WiSE-FT; None or 1: not averaged). Fixed, since the target has no labels to choose it on; 0.5 gained most off
+    # the home domain in docs/benchmarks.md
+    wise_ft: float | None = 0.5
 
     def __post_init__(self) -> None:
         _check_cut(self.cut)
+        if self.wise_ft == "auto":
+            raise ValueError("wise_ft cannot be auto for adaptation: the new domain has no labels to choose it on")
+        _check_wise_ft(self.wise_ft)
         for name in ("steps", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -150,14 +170,17 @@ _KINDS = {"int": (int, "an integer"), "float": ((int, float), "a number"), "str"
 
 
 def _checked(name: str, annotation: str, value: Any) -> Any:
-    """``value`` if it has the field's type (an int for a float field becomes a float), else a TrainingError."""
-    kind, _, optional = annotation.partition(" | ")
-    if value is None and optional == "None":
+    """``value`` if it has one of the field's types (an int for a float field becomes a float), else a
+    TrainingError."""
+    kinds = annotation.split(" | ")
+    if value is None and "None" in kinds:
         return None
-    types, what = _KINDS[kind]
-    if isinstance(value, bool) or not isinstance(value, types):
-        raise TrainingError(f"{name} must be {what}{' or null' if optional else ''}, got {value!r}")
-    return float(value) if kind == "float" else value
+    for kind in (k for k in kinds if k != "None"):
+        types, _ = _KINDS[kind]
+        if not isinstance(value, bool) and isinstance(value, types):
+            return float(value) if kind == "float" else value
+    what = " or ".join([_KINDS[k][1] for k in kinds if k != "None"] + (["null"] if "None" in kinds else []))
+    raise TrainingError(f"{name} must be {what}, got {value!r}")
 
 
 def config_from_dict(cls: type, values: dict[str, Any]):

@@ -61,6 +61,7 @@ from cactus.training.config import (
 from cactus.training.distributed import DistContext, init_distributed, shutdown_distributed
 from cactus.training.selfsup import self_supervised_sets
 from cactus.training.state import clear_training_state, load_training_state, read_progress, save_training_state
+from cactus.training.wise_ft import WISE_FT_ALPHAS, choose_wise_ft
 
 
 @dataclass
@@ -226,18 +227,6 @@ def freeze_lower_layers(backbone: nn.Module, layers: int) -> int:
             param.requires_grad_(False)
             frozen += param.numel()
     return frozen
-
-
-def wise_ft_average(finetuned: nn.Module, start: nn.Module, alpha: float) -> None:
-    """WiSE-FT (Wortsman et al., 2022): ``finetuned``'s floating weights become ALPHA * fine-tuned +
-    (1 - ALPHA) * ``start``'s, in place."""
-    start_state = start.state_dict()
-    done: set[int] = set()  # tied weights (T5's shared embeddings) appear under several names: average once
-    with torch.no_grad():
-        for name, tensor in finetuned.state_dict().items():
-            if tensor.is_floating_point() and tensor.data_ptr() not in done:
-                done.add(tensor.data_ptr())
-                tensor.copy_(alpha * tensor + (1.0 - alpha) * start_state[name].to(tensor.device, tensor.dtype))
 
 
 def train_step(module: nn.Module, encoder, sets: Sequence[EntitySet], optimizer: torch.optim.Optimizer,
@@ -542,13 +531,20 @@ def domain_fingerprints(encoder, sources: Sequence[tuple[str | None, Sequence[Se
             for source, sets in sources if any(len(s) for s in sets)]
 
 
-def _apply_wise_ft(model, out_dir: Path, dataset, device: str, config: TrainConfig) -> dict[str, Any]:
-    """Average the best epoch's backbone with the starting one, save it, re-choose the threshold on validation."""
+def _apply_wise_ft(model, card: ModelCard, out_dir: Path, dataset, device: str, config: TrainConfig) -> None:
+    """Average the best epoch's backbone with the starting one (at the alpha given, or the best of
+    :data:`WISE_FT_ALPHAS` on validation under "auto"), save it, and put its threshold and cut in ``card``."""
+    alphas = WISE_FT_ALPHAS if config.wise_ft == "auto" else (float(config.wise_ft),)
     start = build_encoder(config.encoder, config.init)
-    wise_ft_average(model.encoder.backbone, start.backbone, config.wise_ft)
+    choice = choose_wise_ft(model.encoder, start.backbone, dataset.val, alphas, device, config.eval_batch_size,
+                            config.cut)
     save_backbone(model.encoder, out_dir / BACKBONE_DIR)
-    threshold, scores = validate(model.encoder, dataset.val, device, config.eval_batch_size)
-    return {"threshold": threshold, "validation": scores}
+    card.training_data["wise_ft"] = {"alpha": choice.alpha, "chosen_on_validation": config.wise_ft == "auto",
+                                     "tried": choice.by_alpha, "fine_tuned_threshold": card.threshold,
+                                     "fine_tuned_validation": card.validation}
+    card.threshold, card.cut = choice.threshold, choice.cut
+    card.training_data["cut_validation"] = choice.cut_scores
+    card.validation = dict(choice.cut_scores[choice.cut])
 
 
 def _finish(out_dir: Path, dataset, dataset_dirs: Sequence[Path], device: str, config: TrainConfig,
@@ -561,11 +557,9 @@ def _finish(out_dir: Path, dataset, dataset_dirs: Sequence[Path], device: str, c
     model = ClusteringModel.load(out_dir, device=device)
     if config.wise_ft is not None and "wise_ft" not in card.training_data:
         report(Progress("validate", 1, 1, config.epochs, config.epochs,
-                        message=f"averaging with the starting weights (WiSE-FT, alpha {config.wise_ft})"))
-        averaged = _apply_wise_ft(model, out_dir, dataset, device, config)
-        card.training_data["wise_ft"] = {"alpha": config.wise_ft, "fine_tuned_threshold": card.threshold,
-                                         "fine_tuned_validation": card.validation}
-        card.threshold, card.validation = averaged["threshold"], averaged["validation"]
+                        message="averaging with the starting weights (WiSE-FT, "
+                        + ("alpha chosen on validation)" if config.wise_ft == "auto" else f"alpha {config.wise_ft})")))
+        _apply_wise_ft(model, card, out_dir, dataset, device, config)
         write_card(out_dir, card)
     if "cut_validation" not in card.training_data:
         report(Progress("validate", 1, 1, config.epochs, config.epochs,
