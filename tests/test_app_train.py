@@ -123,3 +123,8 @@ def test_continue_from_a_model_with_adaptation_and_the_robustness_options(app_en
     train = job.params["train"]
     assert (train["mode"], train["wise_ft"], train["freeze_layers"]) == ("sia", 0.5, 1)
     assert (train["backbone_lr_scale"], train["selfsup_mix"]) == (0.1, 0.25)
+    at.toggle(key="train_wise_ft_auto").set_value(True).run()
+    assert at.slider(key="train_wise_ft").disabled
+    at.button(key="train_launch").click().run()
+    latest = max(jobs(app_env, type="finetune"), key=lambda j: j.id)
+    assert latest.params["train"]["wise_ft"] == "auto"

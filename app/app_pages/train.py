@@ -58,9 +58,13 @@ def robustness_options() -> dict[str, Any]:
     """TrainConfig options that keep a model's advantage off its home domain (the defaults change nothing)."""
     with st.expander("Off the home domain (robustness)"):
         st.caption("For models that will meet new categories: see docs/benchmarks.md (issue 14) for what each did.")
+        auto = st.toggle("Choose the WiSE-FT weight on validation", key="train_wise_ft_auto",
+                         help="After training, try 1, 0.75, 0.5 and 0.25 and keep the weight (with its threshold "
+                              "and cut) that scores best on the validation split.")
         alpha = st.slider("Weight of the fine-tuned backbone (WiSE-FT; 1: off)", 0.0, 1.0, 1.0, 0.05,
-                          key="train_wise_ft", help="After training, average the fine-tuned and the starting "
-                                                    "backbone's weights: ALPHA x fine-tuned + (1 - ALPHA) x start.")
+                          key="train_wise_ft", disabled=auto,
+                          help="After training, average the fine-tuned and the starting backbone's weights: "
+                               "ALPHA x fine-tuned + (1 - ALPHA) x start.")
         frozen = st.number_input("Freeze the embeddings and the lowest layers (0: none)", 0, 48, 0,
                                  key="train_freeze_layers")
         scale = st.select_slider("Backbone learning rate, relative to the rest", BACKBONE_LR_SCALES, value=1.0,
@@ -68,7 +72,9 @@ def robustness_options() -> dict[str, Any]:
         mix = st.slider("Self-supervised steps mixed into training (probability per step)", 0.0, 1.0, 0.0, 0.05,
                         key="train_selfsup_mix")
     options: dict[str, Any] = {}
-    if alpha < 1.0:
+    if auto:
+        options["wise_ft"] = "auto"
+    elif alpha < 1.0:
         options["wise_ft"] = float(alpha)
     if frozen:
         options["freeze_layers"] = int(frozen)
