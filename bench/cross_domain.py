@@ -8,7 +8,8 @@ equal mix of all the others) and every seed trains
 - ``NIA ft``: MiniLM fine-tuned without inter-entity attention,
 - ``SIA ft``: MiniLM fine-tuned with SIA (the project's default),
 - ``SIA ft + adapted``: the SIA model adapted (``cactus adapt``: self-supervised steps on the target's unlabelled
-  training texts, with the source's labelled sets replayed) to each target it was not trained on,
+  training texts, with the source's labelled sets replayed, then its backbone averaged with frozen MiniLM at
+  ``cactus adapt``'s default WiSE-FT alpha) to each target it was not trained on,
 
 and scores each on every dataset's test split at the model's own threshold (chosen on its training data's
 validation split), at the threshold swept on the target's validation split (how the baselines are tuned, and

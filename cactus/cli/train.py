@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cactus.errors import CactusError
 from cactus.inference.threshold import describe_cut
-from cactus.training.config import TRAIN_CUTS, WISE_FT_ALPHAS
+from cactus.training.config import TRAIN_CUTS, WISE_FT_ALPHAS, check_wise_ft
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -31,15 +31,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def wise_ft_option(value: str) -> float | str:
-    """``--wise-ft``: "auto" or a number between 0 and 1."""
-    if value == "auto":
-        return value
+    """``--wise-ft``: "auto" or a number between 0 and 1, checked before any training starts."""
     try:
-        alpha = float(value)
+        alpha = value if value == "auto" else float(value)
+        check_wise_ft(alpha)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 or auto, got {value!r}") from None
-    if not 0.0 <= alpha <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 or auto, got {value!r}")
     return alpha
 
 

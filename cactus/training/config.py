@@ -71,7 +71,7 @@ class TrainConfig:
             raise ValueError(f"limit_train must be at least 1, got {self.limit_train}")
         if self.mix not in MIXES:
             raise ValueError(f"mix must be one of {', '.join(MIXES)}, got {self.mix!r}")
-        _check_wise_ft(self.wise_ft)
+        check_wise_ft(self.wise_ft)
         if self.freeze_layers < 0:
             raise ValueError(f"freeze_layers must be 0 or more, got {self.freeze_layers}")
         if not self.backbone_lr_scale > 0:
@@ -84,7 +84,7 @@ class TrainConfig:
 WISE_FT_ALPHAS: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
 
 
-def _check_wise_ft(alpha: object) -> None:
+def check_wise_ft(alpha: object) -> None:
     """``wise_ft`` is None, "auto" or a weight between 0 and 1."""
     if alpha is None or alpha == "auto":
         return
@@ -145,7 +145,7 @@ class AdaptConfig:
         _check_cut(self.cut)
         if self.wise_ft == "auto":
             raise ValueError("wise_ft cannot be auto for adaptation: the new domain has no labels to choose it on")
-        _check_wise_ft(self.wise_ft)
+        check_wise_ft(self.wise_ft)
         for name in ("steps", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
