@@ -25,6 +25,7 @@ Prints one JSON object per (source, target, row) with AMI mean and spread over s
     python bench/cross_domain.py --sets 150 --epochs 1 --mix-only   # a broad model, tested where it never trained
     python bench/cross_domain.py --sets 150 --score-model MODEL_DIR   # how an existing model travels
     python bench/cross_domain.py --combine seed0.out seed1.out seed2.out  # one-seed runs, combined
+    python bench/cross_domain.py --seeds 1 --adapt-steps 0 --train-option wise_ft='"auto"'  # no adapted rows
 """
 
 from __future__ import annotations
