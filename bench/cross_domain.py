@@ -162,6 +162,8 @@ def main() -> None:
                         help="train nothing: combine the printed output of one-seed runs on the same sets (e.g. "
                         "seeds run on different machines) into one table with mean and spread over the seeds")
     args = parser.parse_args()
+    if args.adapt_steps < 0:
+        parser.error(f"--adapt-steps must be 0 or more, got {args.adapt_steps}")
     if args.combine:
         rows = combine(args.combine)
         print_rows(rows)
