@@ -117,7 +117,9 @@ def test_fia_equals_backbone_forward_on_the_concatenated_set(family: str) -> Non
         fast, _ = encoder(encoder.tokenize(SETS))
         for i, token_ids in enumerate(encoder.tokenize_entities(SETS)):
             ids = torch.tensor([t for e in token_ids for t in e])[None]
-            kwargs = {}
+            # An explicit all-ones mask: since transformers 5.25, restarting position_ids without a mask are read
+            # as packed sequences and get a block-diagonal mask, which is NIA, not FIA.
+            kwargs = {"attention_mask": torch.ones_like(ids)}
             if family == "bert":
                 kwargs["position_ids"] = torch.cat([torch.arange(len(e)) for e in token_ids])[None]
             hidden = stock(input_ids=ids, **kwargs).last_hidden_state[0]
