@@ -115,6 +115,7 @@ def test_continue_from_a_model_with_adaptation_and_the_robustness_options(app_en
     at.number_input(key="train_freeze_layers").set_value(1).run()
     at.select_slider(key="train_backbone_lr_scale").set_value(0.1).run()
     at.slider(key="train_selfsup_mix").set_value(0.25).run()
+    at.radio(key="train_cut").set_value("silhouette").run()
     at.button(key="train_launch").click().run()
 
     (job,) = jobs(app_env, type="finetune")
@@ -122,9 +123,12 @@ def test_continue_from_a_model_with_adaptation_and_the_robustness_options(app_en
     assert "pretrain" not in job.params
     train = job.params["train"]
     assert (train["mode"], train["wise_ft"], train["freeze_layers"]) == ("sia", 0.5, 1)
-    assert (train["backbone_lr_scale"], train["selfsup_mix"]) == (0.1, 0.25)
+    assert (train["backbone_lr_scale"], train["selfsup_mix"], train["cut"]) == (0.1, 0.25, "silhouette")
     at.toggle(key="train_wise_ft_auto").set_value(True).run()
     assert at.slider(key="train_wise_ft").disabled
     at.button(key="train_launch").click().run()
     latest = max(jobs(app_env, type="finetune"), key=lambda j: j.id)
     assert latest.params["train"]["wise_ft"] == "auto"
+    at.radio(key="train_cut").set_value("auto").run()
+    at.button(key="train_launch").click().run()
+    assert "cut" not in max(jobs(app_env, type="finetune"), key=lambda j: j.id).params["train"]  # auto: the default
