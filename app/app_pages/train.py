@@ -10,6 +10,7 @@ import streamlit as st
 
 from app import chrome, job_monitor, pickers, state
 from cactus.encoders.config import ATTENTION_MODES, MODES
+from cactus.inference.per_set_cut import SILHOUETTE_KMAX
 from cactus.losses.registry import LOSS_NAMES, LOSSES
 from cactus.training.config import TRAIN_CUTS
 from db import DatasetInfo, LabelSummary, ModelInfo
@@ -20,7 +21,7 @@ LOSS_HELP = {name: loss.label for name, loss in LOSSES.items()}
 BACKBONE_LR_SCALES = (0.01, 0.03, 0.1, 0.3, 1.0)
 LEARNING_RATES = (1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3)
 CUT_HELP = {"auto": "the better of the two on the validation split", "threshold": "one threshold for every set",
-            "silhouette": "per set, at its highest silhouette (2 to 10 clusters)"}
+            "silhouette": f"per set, at its highest silhouette (2 to {SILHOUETTE_KMAX} clusters)"}
 SOURCES = {"human": "reviewed by people", "teacher": "the teacher's", "reference": "reference labels",
            "unlabelled": "no label"}
 
@@ -70,8 +71,8 @@ def robustness_options() -> dict[str, Any]:
                                "ALPHA x fine-tuned + (1 - ALPHA) x start.")
         cut = st.radio("Where each set is cut", TRAIN_CUTS, format_func=CUT_HELP.get, key="train_cut",
                        help="A per-set cut needs no threshold, so it travels to new domains; it never gives one "
-                            "cluster for 3 or more entities, nor more than 10. With the weight 0.5 it also scored "
-                            "best on the training domain in docs/benchmarks.md.")
+                            f"cluster for 3 or more entities, nor more than {SILHOUETTE_KMAX}. With the weight 0.5 "
+                            "it also scored best on the training domain in docs/benchmarks.md.")
         frozen = st.number_input("Freeze the embeddings and the lowest layers (0: none)", 0, 48, 0,
                                  key="train_freeze_layers")
         scale = st.select_slider("Backbone learning rate, relative to the rest", BACKBONE_LR_SCALES, value=1.0,
