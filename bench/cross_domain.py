@@ -18,7 +18,9 @@ predict --threshold auto``), beside the best frozen baseline (best AMI of K-Mean
 Agglomerative on frozen MiniLM, k or threshold chosen on the target's validation split, same test sets, same run).
 Extra training options (``--train-option wise_ft=0.5``, any TrainConfig option) compare robustness variants.
 
-Prints one JSON object per (source, target, row) with AMI mean and spread over seeds, then the table as Markdown.
+Prints one ``{"measured": ...}`` JSON line per model and target as soon as it is scored (so a run stopped early
+keeps what it measured), then one JSON object per (source, target, row) with AMI mean and spread over seeds, then
+the table as Markdown.
 
     python bench/cross_domain.py --quick              # 2 datasets, 60 sets each, 1 seed, 1 epoch (CPU, ~20 min)
     python bench/cross_domain.py --seeds 0 1 2 --with-mix
@@ -26,6 +28,7 @@ Prints one JSON object per (source, target, row) with AMI mean and spread over s
     python bench/cross_domain.py --sets 150 --score-model MODEL_DIR   # how an existing model travels
     python bench/cross_domain.py --combine seed0.out seed1.out seed2.out  # one-seed runs, combined
     python bench/cross_domain.py --seeds 1 --adapt-steps 0 --train-option wise_ft='"auto"'  # no adapted rows
+    python bench/cross_domain.py --mix-only --modes sia   # no NIA rows: about half the training time
 """
 
 from __future__ import annotations
@@ -150,6 +153,8 @@ def main() -> None:
     parser.add_argument("--with-mix", action="store_true", help="also train on the equal mix of the other datasets")
     parser.add_argument("--mix-only", action="store_true",
                         help="train only the mixes (implies --with-mix): each on all datasets but one, adapted to it")
+    parser.add_argument("--modes", nargs="+", choices=("nia", "sia"), default=["nia", "sia"],
+                        help="which fine-tuned rows to train (default both; the adapted row needs sia)")
     parser.add_argument("--train-option", action="append", default=[], metavar="NAME=VALUE",
                         help="extra TrainConfig option for the trained rows (JSON value), e.g. wise_ft=0.5")
     parser.add_argument("--score-model", type=Path, metavar="DIR",
@@ -189,17 +194,24 @@ def main() -> None:
             sources[f"mix without {name}"] = [f for other, f in folders.items() if other != name]
     results: dict[tuple[str, str, str], list[tuple[float, ...]]] = {}  # AMI per seed, in the order of COLUMNS
     cuts: dict[tuple[str, str, str], list[str]] = {}  # the cut each seed's model chose on its validation
+
+    def record(key: tuple[str, str, str], seed: int, amis: tuple[float, ...], cut: str) -> None:
+        results.setdefault(key, []).append(amis)
+        cuts.setdefault(key, []).append(cut)
+        print(json.dumps({"measured": {"train": key[0], "test": key[1], "row": key[2], "seed": seed, "cut": cut,
+                                       "frozen": baselines[key[1]], **dict(zip(COLUMNS, amis, strict=True))}}),
+              flush=True)
+
     for source, train_dirs in sources.items():
         for seed in args.seeds:
-            for mode in ("nia", "sia"):
+            for mode in args.modes:
                 config = config_from_dict(TrainConfig, {
                     **config_options(TrainConfig(encoder=EncoderConfig(mode=mode), epochs=args.epochs, seed=seed,
                                                  device=args.device, mix="equal")), **extra})
                 out = args.work / "models" / f"{source.replace(' ', '_')}-{mode}-s{seed}"
                 train(train_dirs[0] if len(train_dirs) == 1 else train_dirs, out, config, force=True)
                 for target, amis in scores_on(out, folders, args.device).items():
-                    results.setdefault((source, target, f"{mode.upper()} ft"), []).append(amis)
-                    cuts.setdefault((source, target, f"{mode.upper()} ft"), []).append(read_card(out).cut)
+                    record((source, target, f"{mode.upper()} ft"), seed, amis, read_card(out).cut)
                 if mode != "sia" or not args.adapt_steps:
                     continue
                 for target, folder in folders.items():
@@ -210,8 +222,7 @@ def main() -> None:
                     adapt(out, texts, adapted, AdaptConfig(steps=args.adapt_steps, seed=seed, device=args.device),
                           force=True, source=target)
                     amis = scores_on(adapted, {target: folder}, args.device)[target]
-                    results.setdefault((source, target, "SIA ft + adapted"), []).append(amis)
-                    cuts.setdefault((source, target, "SIA ft + adapted"), []).append(read_card(adapted).cut)
+                    record((source, target, "SIA ft + adapted"), seed, amis, read_card(adapted).cut)
                     if not args.keep_adapted:
                         shutil.rmtree(adapted / "backbone", ignore_errors=True)
     rows = table_rows(sources, names, baselines, results, cuts)
